@@ -1,0 +1,174 @@
+"""One validated config object for a run: defaults < YAML file < `--set key=value`.
+
+Every field has a default, so `sgi profile` with no file runs the embedded default.
+Components never see this object: `orchestrator/build.py` maps it to plain arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A user mistake in a config file or override; the message says where and what."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GymTaskConfig(Section):
+    """The embedded default: reasoning-gym generators with a skewed training pool."""
+
+    families: dict[str, int] | None = Field(None, description="family -> pool size; None = built-in default")
+    probe_per_family: int = Field(40, ge=1)
+    test_per_family: int = Field(100, ge=1)
+    general: dict[str, int] | None = Field(None, description="general-ability families -> items; None = default")
+
+
+class FileTaskConfig(Section):
+    """A JSONL / Parquet / CSV file with a mapping from our fields to its columns."""
+
+    path: Path
+    fields: dict[str, str] = Field(default_factory=lambda: {"question": "question", "answer": "answer"})
+    answer_kind: Literal["number", "math", "text"] = "math"
+    on_bad_row: Literal["error", "skip"] = "error"
+
+
+class TaskConfig(Section):
+    kind: Literal["gym", "file"] = "gym"
+    gym: GymTaskConfig = GymTaskConfig()
+    file: FileTaskConfig | None = None
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> TaskConfig:
+        if self.kind == "file" and self.file is None:
+            raise ValueError("task.kind is 'file' but task.file (with a path) is missing")
+        return self
+
+
+class StudentConfig(Section):
+    model: str = Field("smollm2", description="'smollm2' (shipped) or a local HF causal-LM folder")
+    system_prompt: str = "You are a careful math student. Reply with only the final answer."
+    batch_size: int = Field(16, ge=1)
+    max_new_tokens: int = Field(16, ge=1, le=2048)
+    dtype: Literal["bfloat16", "float32"] = "bfloat16"
+    kshot: int = Field(0, ge=0, le=8, description="skill exemplars from the pool in each prompt (Didolkar et al.)")
+
+
+class WarmupConfig(Section):
+    """The short SFT that turns the base model into the 'SFT-saturated' student STAT starts from."""
+
+    enabled: bool = True
+    steps: int = Field(60, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(5e-4, gt=0)
+    lora_r: int = Field(16, ge=1)
+
+
+class EmbedTeacherConfig(Section):
+    n_skills: int | None = Field(None, ge=2, description="None = choose by silhouette")
+    threshold: float = Field(0.5, ge=-1, le=1)
+
+
+class TeacherConfig(Section):
+    kind: Literal["rules", "embed"] = "rules"
+    embed: EmbedTeacherConfig = EmbedTeacherConfig()
+
+
+class DifficultyConfig(Section):
+    """An item is difficult when wrong or, if enabled, when its samples disagree."""
+
+    consistency: bool = False
+    samples: int = Field(3, ge=2)
+    min_agree: int = Field(2, ge=1)
+    temperature: float = Field(0.7, gt=0)
+
+    @model_validator(mode="after")
+    def _agree_within_samples(self) -> DifficultyConfig:
+        if self.min_agree > self.samples:
+            raise ValueError(f"min_agree ({self.min_agree}) cannot exceed samples ({self.samples})")
+        return self
+
+
+class RayConfig(Section):
+    enabled: bool = Field(True, description="False = run every engine in this process (debugging)")
+    address: str | None = Field(None, description="None = start a local in-process cluster")
+    num_cpus: int | None = Field(None, ge=1, description="None = all cores of this machine")
+
+
+class RunConfig(Section):
+    name: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    runs_dir: Path = Path("runs")
+    seed: int = 0
+    task: TaskConfig = TaskConfig()
+    student: StudentConfig = StudentConfig()
+    warmup: WarmupConfig = WarmupConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    difficulty: DifficultyConfig = DifficultyConfig()
+    ray: RayConfig = RayConfig()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.runs_dir / self.name
+
+
+def load_config(path: Path | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Defaults, then the YAML file, then dotted `key=value` overrides (values parsed as YAML)."""
+    data: dict[str, Any] = _read_yaml(path) if path else {}
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {override!r}: expected key=value, e.g. --set student.batch_size=8")
+        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, path)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML ({getattr(err, 'problem', err)})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of config keys")
+    return data
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: '{part}' is not a section")
+    node[leaf] = value
+
+
+def _describe(err: ValidationError, path: Path | None) -> str:
+    source = f"{path}: " if path else ""
+    problems = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        problems.append(f"{key}: {msg}")
+    return source + "invalid config: " + "; ".join(problems)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """The resolved config as YAML, stored with the run."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,63 @@
+-- Named queries of the store; `-- name: X` starts query X. Parameters are always bound.
+
+-- name: profile
+SELECT skill, attempts, correct, missing, missing_rate, share, accuracy, floor
+FROM profiles WHERE round = ? ORDER BY missing_rate DESC, skill;
+
+-- name: skill_accuracy
+SELECT skill, accuracy FROM profiles WHERE round = ?;
+
+-- name: ledger
+SELECT round, stage, status, seconds, detail FROM ledger ORDER BY started_at, round;
+
+-- name: stage_status
+SELECT status FROM ledger WHERE round = ? AND stage = ?;
+
+-- name: start_stage
+INSERT INTO ledger (round, stage, status, started_at) VALUES (?, ?, 'running', now())
+ON CONFLICT (round, stage) DO UPDATE SET status = 'running', started_at = now(), finished_at = NULL;
+
+-- name: finish_stage
+UPDATE ledger SET status = 'done', finished_at = now(),
+    seconds = epoch(now() - started_at), detail = ?
+WHERE round = ? AND stage = ?;
+
+-- name: items
+SELECT item_id, split, family, question, answer, supplied_skills, meta_json
+FROM items WHERE split = coalesce(?, split) ORDER BY item_id;
+
+-- name: catalogue
+SELECT skill, description, family FROM skills ORDER BY skill;
+
+-- name: labels
+SELECT item_id, skill, score FROM item_skills ORDER BY item_id, skill;
+
+-- name: attempts
+SELECT item_id, sample, output, extracted, correct, n_tokens, mean_prob, min_prob
+FROM attempts WHERE round = ? ORDER BY item_id, sample;
+
+-- name: attempted_ids
+SELECT DISTINCT item_id FROM attempts WHERE round = ?;
+
+-- name: diagnosed_ids
+SELECT DISTINCT item_id FROM diagnoses WHERE round = ?;
+
+-- name: difficult
+SELECT d.item_id, d.reason FROM difficulty d WHERE d.round = ? AND d.difficult ORDER BY d.item_id;
+
+-- name: counts
+SELECT 'items' AS what, count(*) AS n FROM items
+UNION ALL SELECT 'skills', count(*) FROM skills
+UNION ALL SELECT 'labels', count(*) FROM item_skills
+UNION ALL SELECT 'attempts', count(*) FROM attempts
+UNION ALL SELECT 'difficult', count(*) FILTER (WHERE difficult) FROM difficulty
+UNION ALL SELECT 'diagnoses', count(*) FROM diagnoses;
+
+-- name: split_counts
+SELECT split, count(*) AS n FROM items GROUP BY split ORDER BY split;
+
+-- name: rounds
+SELECT DISTINCT round FROM attempts ORDER BY round;
+
+-- name: run
+SELECT run, config_yaml, created_at FROM runs;

@@ -1,0 +1,126 @@
+-- sgi run store, one DuckDB file per run directory. SCHEMA_VERSION in store.py must be
+-- bumped with every change here. Natural keys make every write insert-or-ignore, so a
+-- stage repeated after a crash adds nothing twice. Round -1 holds the setup stages.
+
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+
+CREATE TABLE IF NOT EXISTS runs (
+    run         VARCHAR PRIMARY KEY,
+    config_yaml VARCHAR NOT NULL,
+    created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
+);
+
+CREATE TABLE IF NOT EXISTS items (
+    item_id         VARCHAR PRIMARY KEY,
+    split           VARCHAR NOT NULL,
+    family          VARCHAR NOT NULL,
+    question        VARCHAR NOT NULL,
+    answer          VARCHAR NOT NULL,
+    supplied_skills VARCHAR[] NOT NULL,
+    meta_json       VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS skills (
+    skill       VARCHAR PRIMARY KEY,
+    description VARCHAR NOT NULL,
+    family      VARCHAR NOT NULL,
+    source      VARCHAR NOT NULL          -- which teacher (or 'supplied') named it
+);
+
+CREATE TABLE IF NOT EXISTS item_skills (
+    item_id VARCHAR NOT NULL,
+    skill   VARCHAR NOT NULL,
+    score   DOUBLE NOT NULL,
+    PRIMARY KEY (item_id, skill)
+);
+
+-- One row per student answer; sample 0 is the greedy answer that is scored for the MSP.
+CREATE TABLE IF NOT EXISTS attempts (
+    round     INTEGER NOT NULL,
+    item_id   VARCHAR NOT NULL,
+    sample    INTEGER NOT NULL,
+    output    VARCHAR NOT NULL,
+    extracted VARCHAR NOT NULL,
+    correct   BOOLEAN NOT NULL,
+    n_tokens  INTEGER NOT NULL,
+    mean_prob DOUBLE NOT NULL,
+    min_prob  DOUBLE NOT NULL,
+    PRIMARY KEY (round, item_id, sample)
+);
+
+CREATE TABLE IF NOT EXISTS difficulty (
+    round     INTEGER NOT NULL,
+    item_id   VARCHAR NOT NULL,
+    difficult BOOLEAN NOT NULL,
+    reason    VARCHAR NOT NULL,           -- 'wrong', 'inconsistent' or 'ok'
+    agreement INTEGER NOT NULL,           -- samples agreeing with the majority answer
+    PRIMARY KEY (round, item_id)
+);
+
+CREATE TABLE IF NOT EXISTS diagnoses (
+    round   INTEGER NOT NULL,
+    item_id VARCHAR NOT NULL,
+    skill   VARCHAR NOT NULL,
+    reason  VARCHAR NOT NULL,
+    PRIMARY KEY (round, item_id, skill)
+);
+
+CREATE TABLE IF NOT EXISTS ledger (
+    round       INTEGER NOT NULL,
+    stage       VARCHAR NOT NULL,
+    status      VARCHAR NOT NULL,         -- 'running' or 'done'
+    started_at  TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP,
+    seconds     DOUBLE,
+    detail      VARCHAR NOT NULL DEFAULT '',
+    PRIMARY KEY (round, stage)
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    ts      TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    round   INTEGER NOT NULL,
+    stage   VARCHAR NOT NULL,
+    message VARCHAR NOT NULL
+);
+
+-- The Missing-Skill-Profile: the one place its numbers are computed. attempts and
+-- correct count greedy answers of items labelled with the skill; missing counts the
+-- teacher's diagnoses naming it; share is its part of all mentions in the round;
+-- floor is the accuracy of always giving the skill's most common reference answer.
+CREATE OR REPLACE VIEW profiles AS
+WITH labelled AS (
+    SELECT a.round, s.skill, a.correct, i.answer
+    FROM attempts a
+    JOIN item_skills s USING (item_id)
+    JOIN items i USING (item_id)
+    WHERE a.sample = 0
+),
+tried AS (
+    SELECT round, skill, count(*) AS attempts, count(*) FILTER (WHERE correct) AS correct
+    FROM labelled GROUP BY round, skill
+),
+floors AS (
+    SELECT round, skill, max(n) / sum(n) AS floor
+    FROM (SELECT round, skill, answer, count(*) AS n FROM labelled GROUP BY round, skill, answer)
+    GROUP BY round, skill
+),
+missed AS (
+    SELECT round, skill, count(*) AS missing FROM diagnoses GROUP BY round, skill
+),
+mentions AS (
+    SELECT round, count(*) AS total FROM diagnoses GROUP BY round
+)
+SELECT
+    t.round,
+    t.skill,
+    t.attempts,
+    t.correct,
+    coalesce(m.missing, 0)                          AS missing,
+    coalesce(m.missing, 0) / t.attempts             AS missing_rate,
+    coalesce(m.missing, 0) / nullif(n.total, 0)     AS share,
+    t.correct / t.attempts                          AS accuracy,
+    f.floor
+FROM tried t
+JOIN floors f USING (round, skill)
+LEFT JOIN missed m USING (round, skill)
+LEFT JOIN mentions n USING (round);

@@ -1,0 +1,231 @@
+"""The run's DuckDB file, reached only through this module.
+
+One process owns the file (DuckDB refuses a second process, read-only included), so on
+Ray a single store actor holds a `Store` and everyone else sends it rows. Every write is
+insert-or-ignore on a natural key: repeating a stage after a crash adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
+
+SCHEMA_VERSION = 1
+SETUP_ROUND = -1  # stages that happen once per run (task, labels, warm-up)
+
+
+class StoreError(RuntimeError):
+    """The run's store cannot be used as asked; the message says why and what to do."""
+
+
+def _named_queries() -> dict[str, str]:
+    text = resources.files("sgi.orchestrator").joinpath("queries.sql").read_text()
+    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
+    return {name: sql.strip() for name, sql in zip(parts[1::2], parts[2::2])}
+
+
+QUERIES = _named_queries()
+
+
+@dataclass(frozen=True)
+class ScoredAttempt:
+    """A generation after the task's checker has read it."""
+
+    generation: Generation
+    extracted: str
+    correct: bool
+
+
+class Store:
+    def __init__(self, path: Path, *, read_only: bool = False):
+        self.path = Path(path)
+        if read_only and not self.path.exists():
+            raise StoreError(f"{self.path}: no run store here (is this a run directory?)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as err:
+            raise StoreError(f"{self.path}: cannot open the run store ({err})") from None
+        except OSError as err:
+            raise StoreError(f"{self.path}: cannot create the run directory ({err.strerror})") from None
+        if not read_only:
+            self._migrate()
+        self._check_version()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- schema -------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        schema = resources.files("sgi.orchestrator").joinpath("schema.sql").read_text()
+        with self._transaction():
+            self.db.execute(schema)
+            self.db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+
+    def _check_version(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        found = int(row[0]) if row else None
+        if found != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: store schema version {found}, this sgi reads version {SCHEMA_VERSION}"
+            )
+
+    def _transaction(self):
+        return _Transaction(self.db)
+
+    def _query(self, name: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.db.execute(QUERIES[name], list(params)).fetchall()
+
+    def _insert(self, table: str, columns: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Insert-or-ignore; returns how many rows were new."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        marks = ", ".join("?" for _ in rows[0])
+        with self._transaction():
+            before = self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            self.db.executemany(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})", rows)
+            after = self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return after - before
+
+    # --- run and ledger -----------------------------------------------------------------
+
+    def record_run(self, name: str, config_yaml: str) -> None:
+        self._insert("runs", "run, config_yaml", [(name, config_yaml)])
+
+    def run_info(self) -> tuple[str, str] | None:
+        rows = self._query("run")
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def stage_done(self, round_: int, stage: str) -> bool:
+        rows = self._query("stage_status", [round_, stage])
+        return bool(rows) and rows[0][0] == "done"
+
+    def start_stage(self, round_: int, stage: str) -> None:
+        self._query("start_stage", [round_, stage])
+
+    def finish_stage(self, round_: int, stage: str, detail: str = "") -> None:
+        self._query("finish_stage", [detail, round_, stage])
+
+    def ledger(self) -> list[tuple]:
+        return self._query("ledger")
+
+    def log(self, round_: int, stage: str, message: str) -> None:
+        self.db.execute("INSERT INTO events (round, stage, message) VALUES (?, ?, ?)", [round_, stage, message])
+
+    # --- writes -------------------------------------------------------------------------
+
+    def add_items(self, items: Sequence[Item]) -> int:
+        return self._insert(
+            "items",
+            "item_id, split, family, question, answer, supplied_skills, meta_json",
+            (
+                (i.item_id, i.split, i.family, i.question, i.answer, list(i.skills), json.dumps(i.meta, sort_keys=True))
+                for i in items
+            ),
+        )
+
+    def add_skills(self, skills: Sequence[Skill], source: str) -> int:
+        return self._insert(
+            "skills", "skill, description, family, source", ((s.name, s.description, s.family, source) for s in skills)
+        )
+
+    def add_labels(self, labels: Sequence[Label]) -> int:
+        return self._insert("item_skills", "item_id, skill, score", ((l.item_id, l.skill, l.score) for l in labels))
+
+    def add_attempts(self, round_: int, attempts: Sequence[ScoredAttempt]) -> int:
+        return self._insert(
+            "attempts",
+            "round, item_id, sample, output, extracted, correct, n_tokens, mean_prob, min_prob",
+            (
+                (round_, a.generation.item_id, a.generation.sample, a.generation.text, a.extracted, a.correct,
+                 a.generation.n_tokens, a.generation.mean_prob, a.generation.min_prob)
+                for a in attempts
+            ),
+        )
+
+    def add_difficulty(self, round_: int, rows: Sequence[tuple[str, bool, str, int]]) -> int:
+        """rows: (item_id, difficult, reason, agreement)."""
+        return self._insert(
+            "difficulty", "round, item_id, difficult, reason, agreement", ((round_, *r) for r in rows)
+        )
+
+    def add_diagnoses(self, round_: int, diagnoses: Sequence[Diagnosis]) -> int:
+        return self._insert(
+            "diagnoses",
+            "round, item_id, skill, reason",
+            ((round_, d.item_id, skill, d.reason) for d in diagnoses for skill in d.skills),
+        )
+
+    # --- reads --------------------------------------------------------------------------
+
+    def items(self, split: str | None = None) -> list[Item]:
+        return [
+            Item(item_id=r[0], split=r[1], family=r[2], question=r[3], answer=r[4],
+                 skills=tuple(r[5]), meta=json.loads(r[6]))
+            for r in self._query("items", [split])
+        ]
+
+    def catalogue(self) -> list[Skill]:
+        return [Skill(name=r[0], description=r[1], family=r[2]) for r in self._query("catalogue")]
+
+    def labels(self) -> dict[str, tuple[str, ...]]:
+        """item_id -> its skills, strongest label first."""
+        by_item: dict[str, list[tuple[float, str]]] = {}
+        for item_id, skill, score in self._query("labels"):
+            by_item.setdefault(item_id, []).append((-score, skill))
+        return {item_id: tuple(s for _, s in sorted(pairs)) for item_id, pairs in by_item.items()}
+
+    def attempts(self, round_: int) -> list[tuple]:
+        return self._query("attempts", [round_])
+
+    def attempted_ids(self, round_: int) -> set[str]:
+        return {r[0] for r in self._query("attempted_ids", [round_])}
+
+    def diagnosed_ids(self, round_: int) -> set[str]:
+        return {r[0] for r in self._query("diagnosed_ids", [round_])}
+
+    def difficult(self, round_: int) -> list[tuple[str, str]]:
+        return self._query("difficult", [round_])
+
+    def profile(self, round_: int) -> list[tuple]:
+        """(skill, attempts, correct, missing, missing_rate, share, accuracy, floor), worst first."""
+        return self._query("profile", [round_])
+
+    def skill_accuracy(self, round_: int) -> dict[str, float]:
+        return dict(self._query("skill_accuracy", [round_]))
+
+    def counts(self) -> dict[str, int]:
+        return dict(self._query("counts"))
+
+    def split_counts(self) -> dict[str, int]:
+        return dict(self._query("split_counts"))
+
+    def rounds(self) -> list[int]:
+        return [r[0] for r in self._query("rounds")]
+
+
+class _Transaction:
+    """BEGIN/COMMIT around a block, ROLLBACK on error: nothing is half-written."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN TRANSACTION")
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False

@@ -1,0 +1,38 @@
+"""Pull the committed answer out of a student's free text.
+
+Small models wrap answers in prose ("The answer is 12.") or echo the question; taking the
+*first* number would credit numbers copied from the question, so we prefer an explicit
+"answer:" marker, then the first line, and within a line the *last* number.
+"""
+
+from __future__ import annotations
+
+import re
+
+_MARKER = re.compile(r"(?:final answer|answer)\s*(?:is|:|=)\s*(.+)", re.IGNORECASE)
+_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*-?\d+)?")
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+
+
+def answer_line(output: str) -> str:
+    """The line of the output that carries the answer, stripped of decoration."""
+    text = output.strip()
+    if boxed := _BOXED.findall(text):
+        return boxed[-1].strip()
+    if marker := _MARKER.search(text):
+        text = marker.group(1)
+    line = text.splitlines()[0] if text else ""
+    return line.strip().strip("*").strip().rstrip(".").strip()
+
+
+def extract_number(output: str) -> str:
+    """The last number (integer, decimal or a/b fraction) on the answer line, normalised."""
+    numbers = _NUMBER.findall(answer_line(output))
+    if not numbers:
+        return ""
+    return re.sub(r"\s+", "", numbers[-1]).replace(",", "")
+
+
+def extract_answer(output: str, kind: str = "text") -> str:
+    """`kind` is "number" for numeric tasks, anything else for free text."""
+    return extract_number(output) if kind == "number" else answer_line(output)

@@ -1,0 +1,66 @@
+"""Plain records passed between the stages; every row in the store comes from one of these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SPLITS = ("pool", "probe", "test", "general")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One task item with a checkable reference answer."""
+
+    item_id: str  # stable across runs: derived from the source, never from row order alone
+    question: str
+    answer: str  # reference answer, as text
+    split: str  # one of SPLITS
+    family: str = ""  # generator / source family (e.g. "gcd"); "" for plain files
+    skills: tuple[str, ...] = ()  # labels supplied with the data, if any
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)  # JSON-able structure
+
+
+@dataclass(frozen=True)
+class Skill:
+    name: str  # short slug, unique within a catalogue (e.g. "add-carry")
+    description: str  # one line a user can read in a report
+    family: str = ""
+
+
+@dataclass(frozen=True)
+class Label:
+    """Item `item_id` requires `skill` (multi-label: 1-5 labels per item)."""
+
+    item_id: str
+    skill: str
+    score: float = 1.0  # labeller's confidence / similarity; 1.0 for exact rules
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One sampled student answer with the confidence of its answer tokens."""
+
+    item_id: str
+    sample: int  # 0 = greedy; 1..n = extra samples for self-consistency
+    text: str  # raw decoded output
+    n_tokens: int
+    mean_prob: float  # mean top-1 probability over the generated answer tokens
+    min_prob: float  # min top-1 probability over the generated answer tokens
+
+
+@dataclass(frozen=True)
+class Case:
+    """A difficult item handed to the teacher for diagnosis."""
+
+    item: Item
+    output: str  # the student's full answer text
+    extracted: str  # the answer parsed from it ("" if none)
+    skills: tuple[str, ...]  # the item's labelled skills
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    item_id: str
+    skills: tuple[str, ...]  # 1-3 catalogue skills the student failed to apply
+    reason: str

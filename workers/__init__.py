@@ -1,0 +1,1 @@
+"""Ray actors and the engines behind them: student inference, teachers, trainer."""

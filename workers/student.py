@@ -1,0 +1,133 @@
+"""The student: a Hugging Face causal LM answering prompts in batches, with confidences.
+
+Batching is where the speed is on CPU: one prompt at a time SmolLM2 makes about 15
+tokens/s on 2 cores, sixteen left-padded prompts together several times that, because
+each decoding step is a matrix product instead of a matrix-vector product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from sgi.skills.records import Generation
+
+_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+class TransformersStudent:
+    """`StudentEngine` over `transformers.generate` (greedy sample 0, then sampled 1..n).
+
+    Confidence per generation is the model's probability of each token it emitted
+    (untempered softmax of the raw logits; for greedy this is the top-1 probability),
+    taken over the generated tokens up to and including the EOS that ended the answer.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        system_prompt: str | None = None,
+        *,
+        batch_size: int = 16,
+        max_new_tokens: int = 16,
+        dtype: str = "bfloat16",
+        threads: int | None = None,
+        seed: int = 0,
+        adapter_path: str | Path | None = None,
+    ) -> None:
+        if dtype not in _DTYPES:
+            raise ValueError(f"student dtype {dtype!r} is not one of {sorted(_DTYPES)}")
+        if threads:
+            torch.set_num_threads(threads)
+        self.system_prompt = system_prompt
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.seed = seed
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer.padding_side = "left"  # generated tokens must follow every prompt directly
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        # Load and merge in fp32, then cast: merging LoRA deltas in bf16 would round them away.
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        if adapter_path is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
+        self.model = model.to(_DTYPES[dtype]).eval()
+        self.eos_ids = _eos_ids(self.model, self.tokenizer)
+
+    def render(self, prompt: str) -> str:
+        """The chat-formatted text the model sees for a user message (shared with the trainer)."""
+        return render_chat(self.tokenizer, self.system_prompt, prompt)
+
+    def generate(
+        self, item_ids: Sequence[str], prompts: Sequence[str], *, samples: int = 0, temperature: float = 0.7
+    ) -> list[Generation]:
+        if len(item_ids) != len(prompts):
+            raise ValueError(f"{len(item_ids)} item ids for {len(prompts)} prompts")
+        texts = [self.render(p) for p in prompts]
+        # Similar lengths share a batch so little compute goes to padding; output order is restored below.
+        order = sorted(range(len(texts)), key=lambda i: len(self.tokenizer(texts[i], add_special_tokens=False).input_ids))
+        out: dict[tuple[int, int], Generation] = {}
+        rows = [(i, 0) for i in order]
+        for start in range(0, len(rows), self.batch_size):
+            self._run(rows[start : start + self.batch_size], item_ids, texts, out, sample=False, temperature=1.0)
+        if samples > 0:
+            rows = [(i, s) for i in order for s in range(1, samples + 1)]
+            # A private RNG stream: the same seed gives the same samples, and the caller's
+            # global torch RNG is left as it was.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                for start in range(0, len(rows), self.batch_size):
+                    chunk = rows[start : start + self.batch_size]
+                    self._run(chunk, item_ids, texts, out, sample=True, temperature=temperature)
+        return [out[(i, s)] for i in range(len(prompts)) for s in range(samples + 1)]
+
+    @torch.inference_mode()
+    def _run(self, rows, item_ids, texts, out, *, sample: bool, temperature: float) -> None:
+        enc = self.tokenizer(
+            [texts[i] for i, _ in rows], return_tensors="pt", padding=True, add_special_tokens=False
+        )
+        sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if sample else {"do_sample": False}
+        res = self.model.generate(
+            **enc,
+            max_new_tokens=self.max_new_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.eos_ids,
+            output_logits=True,
+            return_dict_in_generate=True,
+            **sampling,
+        )
+        new = res.sequences[:, enc.input_ids.shape[1] :]  # [rows, steps]
+        logits = torch.stack(res.logits, dim=1).float()  # [rows, steps, vocab], raw (untempered)
+        probs = torch.softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)  # [rows, steps]
+        is_eos = torch.isin(new, torch.tensor(self.eos_ids))
+        for r, (i, s) in enumerate(rows):
+            eos_at = is_eos[r].nonzero()
+            n = int(eos_at[0]) + 1 if len(eos_at) else new.shape[1]  # rows after EOS hold padding
+            p = probs[r, :n]
+            out[(i, s)] = Generation(
+                item_id=item_ids[i],
+                sample=s,
+                text=self.tokenizer.decode(new[r, :n], skip_special_tokens=True).strip(),
+                n_tokens=n,
+                mean_prob=float(p.mean()),
+                min_prob=float(p.min()),
+            )
+
+
+def render_chat(tokenizer, system_prompt: str | None, user_text: str) -> str:
+    """System prompt (if any) + user message + the assistant generation prompt."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages.append({"role": "user", "content": user_text})
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    eos = model.generation_config.eos_token_id
+    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    ids.add(tokenizer.eos_token_id)
+    return sorted(i for i in ids if i is not None)
