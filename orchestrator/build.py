@@ -1,0 +1,62 @@
+"""The one place where the config becomes objects and plain arguments."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sgi.orchestrator.config import RunConfig
+from sgi.skills.interfaces import Task
+
+
+def build_task(cfg: RunConfig) -> Task:
+    if cfg.task.kind == "file":
+        from sgi.skills.tasks.files import FileTask
+
+        f = cfg.task.file
+        return FileTask(f.path, f.fields, on_bad_row=f.on_bad_row, answer_kind=f.answer_kind)
+    from sgi.skills.tasks import gym
+
+    g = cfg.task.gym
+    return gym.GymTask(
+        families=g.families or gym.DEFAULT_FAMILIES,
+        probe_per_family=g.probe_per_family,
+        test_per_family=g.test_per_family,
+        general=g.general if g.general is not None else gym.DEFAULT_GENERAL,
+        seed=cfg.seed,
+    )
+
+
+def teacher_args(cfg: RunConfig) -> dict[str, Any]:
+    """Arguments for `workers.teachers.make_teacher`."""
+    if cfg.teacher.kind == "embed":
+        e = cfg.teacher.embed
+        return {"kind": "embed", "n_skills": e.n_skills, "threshold": e.threshold, "seed": cfg.seed}
+    return {"kind": "rules"}
+
+
+def student_args(cfg: RunConfig, model_path: str) -> dict[str, Any]:
+    """Arguments for `workers.student.TransformersStudent`."""
+    s = cfg.student
+    return {
+        "model_path": model_path,
+        "system_prompt": s.system_prompt,
+        "batch_size": s.batch_size,
+        "max_new_tokens": s.max_new_tokens,
+        "dtype": s.dtype,
+        "threads": cfg.ray.num_cpus or os.cpu_count(),
+        "seed": cfg.seed,
+    }
+
+
+def warmup_args(cfg: RunConfig) -> dict[str, Any]:
+    """Hyper-parameters of `workers.trainer.train_lora` for the warm-up SFT."""
+    w = cfg.warmup
+    return {
+        "system_prompt": cfg.student.system_prompt,
+        "steps": w.steps,
+        "batch_size": w.batch_size,
+        "lr": w.lr,
+        "lora_r": w.lora_r,
+        "seed": cfg.seed,
+    }

@@ -1,0 +1,92 @@
+"""The `sgi` command line.
+
+    sgi profile                       # embedded default: where is the student weak?
+    sgi profile examples/arith.yaml   # the same, from a config file
+    sgi profile --set student.batch_size=8 --set name=small
+    sgi status runs/default           # what a run holds: skills, rounds, stage status
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sgi.orchestrator.config import ConfigError, load_config
+from sgi.orchestrator.progress import Reporter
+from sgi.orchestrator.store import Store, StoreError
+
+app = typer.Typer(
+    help="Skill-targeted adaptive training: find the skills a student model is missing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+ConfigArg = Annotated[Optional[Path], typer.Argument(help="YAML config; omit for the embedded default.")]
+SetOpt = Annotated[list[str], typer.Option("--set", help="Override a config key, e.g. --set student.batch_size=8.")]
+
+
+@app.command()
+def profile(config: ConfigArg = None, set_: SetOpt = [], quiet: bool = typer.Option(False, help="No progress bars.")):
+    """Label the task's skills, let the student answer the probe split, diagnose its
+    failures, and print the Missing-Skill-Profile (worst skill first)."""
+    from sgi.orchestrator import loop
+
+    cfg = load_config(config, set_)
+    console.print(f"run [bold]{cfg.name}[/bold] in {cfg.run_dir}  (task {cfg.task.kind}, "
+                  f"student {cfg.student.model}, teacher {cfg.teacher.kind})")
+    rows = loop.profile(cfg, Reporter(quiet=quiet))
+    console.print(msp_table(rows, title=f"Missing-Skill-Profile, round 0 ({cfg.run_dir / loop.STORE_FILE})"))
+
+
+@app.command()
+def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/default.")]):
+    """What a run holds: config, splits, skills, stage ledger and the latest profile."""
+    from sgi.orchestrator.loop import STORE_FILE
+
+    store = Store(run_dir / STORE_FILE, read_only=True)
+    try:
+        info = store.run_info()
+        console.print(f"run [bold]{info[0] if info else '?'}[/bold]  {run_dir / STORE_FILE}")
+        splits = ", ".join(f"{k} {v}" for k, v in store.split_counts().items())
+        console.print(f"items: {splits or 'none yet'}")
+        console.print("holds: " + ", ".join(f"{n} {what}" for what, n in store.counts().items()))
+        ledger = Table(title="stages")
+        for col in ("round", "stage", "status", "seconds", "detail"):
+            ledger.add_column(col)
+        for round_, stage, state, seconds, detail in store.ledger():
+            ledger.add_row("setup" if round_ < 0 else str(round_), stage, state,
+                           f"{seconds:.1f}" if seconds is not None else "", detail)
+        console.print(ledger)
+        rounds = store.rounds()
+        if rounds:
+            console.print(msp_table(store.profile(rounds[-1]), title=f"Missing-Skill-Profile, round {rounds[-1]}"))
+    finally:
+        store.close()
+
+
+def msp_table(rows: list[tuple], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("skill", "attempts", "correct", "accuracy", "floor", "missing", "missing rate", "share"):
+        table.add_column(col, justify="left" if col == "skill" else "right")
+    for skill, attempts, correct, missing, rate, share, accuracy, floor in rows:
+        table.add_row(skill, str(attempts), str(correct), f"{accuracy:.2f}", f"{floor:.2f}", str(missing),
+                      f"{rate:.2f}", f"{share:.2f}" if share is not None else "-")
+    return table
+
+
+USER_ERRORS = (ConfigError, StoreError, ValueError, FileNotFoundError)
+
+
+def main() -> None:
+    """Entry point: user mistakes print one clear line (exit 2), not a traceback."""
+    try:
+        app()
+    except USER_ERRORS as err:
+        Console(stderr=True).print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None

@@ -1,0 +1,193 @@
+"""The stages of a round. Each reads its inputs from the store and writes its outputs there.
+
+Reading inputs back from the store (not from the previous stage's return value) is what
+lets a killed run resume at any stage. Work is written per batch, so a stage that was
+interrupted redoes at most one batch, and idempotent inserts make that harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sgi.orchestrator.config import RunConfig
+from sgi.orchestrator.progress import Reporter
+from sgi.orchestrator.store import ScoredAttempt, StoreError
+from sgi.skills.difficulty import judge
+from sgi.skills.interfaces import Task
+from sgi.skills.prompts import skill_exemplars, student_prompt
+from sgi.skills.records import Case, Diagnosis, Item, Label, Skill
+
+MAX_LABELS = 5  # STAT labels each item with 1-5 skills
+MAX_DIAGNOSED = 3  # ... and names 1-3 missing skills per failure
+LABEL_BATCH = 256
+DIAGNOSE_BATCH = 64
+
+
+@dataclass
+class Context:
+    """What every stage may use: the config, the task, the engines and the store."""
+
+    cfg: RunConfig
+    task: Task
+    store: Any  # a Store, or a Remote to the store actor
+    teacher: Any  # a Teacher, or a Remote to the teacher actor
+    reporter: Reporter
+
+
+def load_task(ctx: Context) -> str:
+    items = ctx.task.load_items()
+    if not items:
+        raise StoreError(f"task {ctx.task.name!r} produced no items")
+    ctx.store.add_items(items)
+    counts = ctx.store.split_counts()
+    return ", ".join(f"{split} {n}" for split, n in counts.items())
+
+
+def label_items(ctx: Context) -> str:
+    """The teacher's catalogue and 1-5 skills per item (or the labels supplied with the data)."""
+    items = ctx.store.items()
+    if all(item.skills for item in items):
+        names = sorted({s for item in items for s in item.skills})
+        catalogue = [Skill(name, "supplied with the data") for name in names]
+        labels = [Label(item.item_id, s) for item in items for s in item.skills]
+        source = "supplied"
+    else:
+        ctx.reporter.note(f"  building the skill catalogue from {len(items)} items")
+        catalogue = ctx.teacher.build_catalogue(items)
+        labels = []
+        with ctx.reporter.bar("labelling items", len(items)) as advance:
+            for batch in _batches(items, LABEL_BATCH):
+                labels += ctx.teacher.label(batch, catalogue)
+                advance(len(batch))
+        source = ctx.cfg.teacher.kind
+    labels = _valid_labels(ctx, labels, {s.name for s in catalogue})
+    ctx.store.add_skills(catalogue, source)
+    ctx.store.add_labels(labels)
+    unlabelled = len(items) - len({l.item_id for l in labels})
+    return f"{len(catalogue)} skills, {len(labels)} labels" + (f", {unlabelled} items unlabelled" if unlabelled else "")
+
+
+def _valid_labels(ctx: Context, labels: Sequence[Label], names: set[str]) -> list[Label]:
+    """Keep catalogue skills only, at most MAX_LABELS per item (highest score first)."""
+    by_item: dict[str, list[Label]] = defaultdict(list)
+    for label in labels:
+        if label.skill in names:
+            by_item[label.item_id].append(label)
+        else:
+            ctx.store.log(-1, "label", f"{label.item_id}: skill {label.skill!r} is not in the catalogue; dropped")
+    return [l for ls in by_item.values() for l in sorted(ls, key=lambda l: -l.score)[:MAX_LABELS]]
+
+
+def warmup_examples(ctx: Context) -> list[tuple[str, str]]:
+    """Uniform sample of the pool, budget = steps x batch size, fixed by the seed."""
+    w = ctx.cfg.warmup
+    pool = ctx.store.items("pool")
+    rng = random.Random(ctx.cfg.seed)
+    chosen = [rng.choice(pool) for _ in range(w.steps * w.batch_size)]
+    return [(item.question, item.answer) for item in chosen]
+
+
+def warmup_dir(base_model: Path, examples: list[tuple[str, str]], args: dict[str, Any], cache: Path) -> Path:
+    """Cache folder of a warm-up, keyed by everything that changes its weights."""
+    key = json.dumps({"model": str(base_model), "examples": examples, "args": args}, sort_keys=True)
+    return cache / "warmup" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def answer_probe(ctx: Context, round_: int, student: Any, split: str = "probe") -> str:
+    """Batched student answers with confidences, scored by the task's checker, per batch."""
+    cfg = ctx.cfg
+    items = ctx.store.items(split)
+    done = ctx.store.attempted_ids(round_)
+    todo = [item for item in items if item.item_id not in done]
+    prompts = _prompts(ctx, todo)
+    samples = cfg.difficulty.samples if cfg.difficulty.consistency else 0
+    batch_size = cfg.student.batch_size
+    with ctx.reporter.bar(f"round {round_}: student answers", len(items)) as advance:
+        advance(len(items) - len(todo))
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            generations = student.generate(
+                [i.item_id for i in batch], prompts[start : start + batch_size],
+                samples=samples, temperature=cfg.difficulty.temperature,
+            )
+            by_id = {i.item_id: i for i in batch}
+            scored = []
+            for g in generations:
+                extracted = ctx.task.extract(by_id[g.item_id], g.text)
+                scored.append(ScoredAttempt(g, extracted, ctx.task.is_correct(by_id[g.item_id], extracted)))
+            ctx.store.add_attempts(round_, scored)
+            advance(len(batch))
+    return f"{len(items)} items, {len(todo)} answered now"
+
+
+def _prompts(ctx: Context, items: Sequence[Item]) -> list[str]:
+    k = ctx.cfg.student.kshot
+    if k == 0:
+        return [student_prompt(i.question) for i in items]
+    labels = ctx.store.labels()
+    pool_by_skill: dict[str, list[Item]] = defaultdict(list)
+    for p in ctx.store.items("pool"):
+        for skill in labels.get(p.item_id, ()):
+            pool_by_skill[skill].append(p)
+    return [student_prompt(i.question, skill_exemplars(i, labels.get(i.item_id, ()), pool_by_skill, k)) for i in items]
+
+
+def mark_difficult(ctx: Context, round_: int) -> str:
+    by_item: dict[str, dict[int, tuple[str, bool]]] = defaultdict(dict)
+    for item_id, sample, _output, extracted, correct, *_ in ctx.store.attempts(round_):
+        by_item[item_id][sample] = (extracted, correct)
+    rows = []
+    for item_id, samples in by_item.items():
+        sampled = [extracted for s, (extracted, _) in samples.items() if s > 0]
+        v = judge(samples[0][1], sampled, ctx.cfg.difficulty.min_agree)
+        rows.append((item_id, v.difficult, v.reason, v.agreement))
+    ctx.store.add_difficulty(round_, rows)
+    return f"{sum(r[1] for r in rows)} of {len(rows)} difficult"
+
+
+def diagnose(ctx: Context, round_: int) -> str:
+    """The teacher names 1-3 catalogue skills each difficult item failed to apply."""
+    difficult = ctx.store.difficult(round_)
+    done = ctx.store.diagnosed_ids(round_)
+    todo = [item_id for item_id, _ in difficult if item_id not in done]
+    if not todo:
+        return f"{len(difficult)} difficult items, nothing left to diagnose"
+    items = {i.item_id: i for i in ctx.store.items()}
+    labels = ctx.store.labels()
+    greedy = {a[0]: a for a in ctx.store.attempts(round_) if a[1] == 0}
+    catalogue = {s.name for s in ctx.store.catalogue()}
+    accuracy = ctx.store.skill_accuracy(round_)
+    cases = [
+        Case(items[i], output=greedy[i][2], extracted=greedy[i][3], skills=labels.get(i, ()))
+        for i in todo
+    ]
+    with ctx.reporter.bar(f"round {round_}: diagnosing", len(difficult)) as advance:
+        advance(len(difficult) - len(todo))
+        for batch in _batches(cases, DIAGNOSE_BATCH):
+            diagnoses = ctx.teacher.diagnose(batch, accuracy)
+            ctx.store.add_diagnoses(round_, _valid_diagnoses(ctx, round_, diagnoses, catalogue))
+            advance(len(batch))
+    return f"{len(difficult)} difficult items diagnosed"
+
+
+def _valid_diagnoses(ctx: Context, round_: int, diagnoses: Sequence[Diagnosis], catalogue: set[str]) -> list[Diagnosis]:
+    kept = []
+    for d in diagnoses:
+        skills = tuple(s for s in d.skills if s in catalogue)[:MAX_DIAGNOSED]
+        if skills != tuple(d.skills):
+            ctx.store.log(round_, "diagnose", f"{d.item_id}: teacher named {list(d.skills)}; kept {list(skills)}")
+        if skills:
+            kept.append(Diagnosis(d.item_id, skills, d.reason))
+    return kept
+
+
+def _batches(seq: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [seq[i : i + size] for i in range(0, len(seq), size)]
+

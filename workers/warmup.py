@@ -1,0 +1,26 @@
+"""The warm-up trainer as an engine whose progress can be read while it trains.
+
+Its actor runs with two threads (max_concurrency=2): one trains, the other answers
+`progress()`, so the driver's bar moves with the real step count.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class WarmupTrainer:
+    def __init__(self) -> None:
+        self.step = 0
+
+    def train(self, base: Path, examples: list[tuple[str, str]], out: Path, **args: Any) -> dict:
+        from sgi.workers.trainer import train_lora
+
+        return train_lora(base, examples, out, progress=self._on_step, **args)
+
+    def _on_step(self, step: int, total: int, loss: float) -> None:
+        self.step = step
+
+    def progress(self) -> int:
+        return self.step
