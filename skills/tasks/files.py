@@ -265,14 +265,15 @@ def math_equal(gold: str, answer: str) -> bool:
     if not on_main and max(len(gold), len(answer)) > _MAX_UNTIMED_VERIFY_CHARS:
         return False
     timeout = 5 if on_main else None
-    try:
-        from math_verify import verify
+    from math_verify import verify
+    from math_verify.errors import TimeoutException  # a BaseException, so named here
 
+    try:
         parsed_gold, parsed_answer = _parse(gold, timeout), _parse(answer, timeout)
         if not parsed_gold or not parsed_answer:
             return False
         return bool(verify(parsed_gold, parsed_answer, timeout_seconds=timeout))
-    except Exception:  # math-verify/sympy raise many types, and TimeoutException; all mean "not shown equal"
+    except (Exception, TimeoutException):  # sympy raises many types; all mean "not shown equal"
         return False
 
 
