@@ -1,0 +1,184 @@
+"""The embedded default task: arithmetic families from reasoning-gym with a skewed pool.
+
+Families differ in how hard they are for a 135M student (1-2 digit addition is learnt in a
+few dozen steps; LCM, fractions and equations are not), and the default pool is skewed so
+that some hard families are rare: then error-weighted selection is more than class
+balancing. Configs are small so questions stay short (< 60 tokens) and answers fit in a
+few tokens. Small configs collide, so questions are de-duplicated across all splits.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Any, NamedTuple
+
+import reasoning_gym
+
+from sgi.skills.answers import extract_answer
+from sgi.skills.records import Item
+
+
+class FamilySpec(NamedTuple):
+    generator: str  # reasoning-gym dataset name
+    config: dict[str, Any]  # its config, without seed/size
+    kind: str = "number"  # answer kind for `extract_answer`
+
+
+FAMILY_SPECS: dict[str, FamilySpec] = {
+    # chain_sum with 2 terms repeats basic_arithmetic's questions for the same seed; each
+    # family gets its own seeds (see `_generate`) and basic_arithmetic always has 3 terms.
+    "add_sub": FamilySpec("chain_sum", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}),
+    "chain_sum": FamilySpec("chain_sum", {"min_terms": 3, "max_terms": 4, "min_digits": 1, "max_digits": 2}),
+    "products": FamilySpec("products", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}),
+    "mixed_ops": FamilySpec(
+        "basic_arithmetic",
+        {"min_terms": 3, "max_terms": 3, "min_digits": 1, "max_digits": 1,
+         "operators": ["+", "-", "*", "/"], "allow_negation": False},
+    ),
+    "gcd": FamilySpec("gcd", {"min_numbers": 2, "max_numbers": 2, "min_value": 2, "max_value": 60}),
+    "lcm": FamilySpec("lcm", {"min_numbers": 2, "max_numbers": 2, "min_value": 2, "max_value": 40}),
+    "fraction_simplification": FamilySpec(
+        "fraction_simplification",
+        {"min_value": 1, "max_value": 12, "min_factor": 2, "max_factor": 12, "styles": ["plain"]},
+    ),
+    # operators_weights needs one weight per operator, or the generator fails.
+    "simple_equations": FamilySpec(
+        "simple_equations",
+        {"min_terms": 2, "max_terms": 2, "min_value": 1, "max_value": 10,
+         "operators": ["+", "-", "*"], "operators_weights": [0.4, 0.4, 0.2]},
+    ),
+    # General abilities outside the target skills: they detect forgetting.
+    "letter_counting": FamilySpec("letter_counting", {"min_words": 3, "max_words": 6}),
+    "spell_backward": FamilySpec("spell_backward", {"min_word_len": 3, "max_word_len": 6}, "text"),
+}
+
+# Training-pool sizes: common easy families, rare hard ones.
+DEFAULT_FAMILIES: dict[str, int] = {
+    "add_sub": 300,
+    "products": 250,
+    "chain_sum": 200,
+    "gcd": 150,
+    "mixed_ops": 80,
+    "lcm": 60,
+    "fraction_simplification": 40,
+    "simple_equations": 40,
+}
+DEFAULT_GENERAL: dict[str, int] = {"letter_counting": 50, "spell_backward": 50}
+
+_MAX_BATCHES = 20  # bounded re-seeding when a small config keeps colliding
+
+
+class GymTask:
+    """Items from reasoning-gym generators, checked by each generator's own scorer."""
+
+    name = "gym"
+
+    def __init__(
+        self,
+        *,
+        families: dict[str, int] | None = None,
+        probe_per_family: int = 40,
+        test_per_family: int = 100,
+        general: dict[str, int] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.families = dict(DEFAULT_FAMILIES if families is None else families)
+        self.general = dict(DEFAULT_GENERAL if general is None else general)
+        unknown = sorted((set(self.families) | set(self.general)) - set(FAMILY_SPECS))
+        if unknown:
+            raise ValueError(f"unknown gym families {unknown}; known: {sorted(FAMILY_SPECS)}")
+        self.probe_per_family = probe_per_family
+        self.test_per_family = test_per_family
+        self.seed = seed
+
+    def load_items(self) -> list[Item]:
+        """Test first, then probe, pool and general, so held-out items never change when
+        the pool sizes do; every later split skips questions already taken."""
+        plan = [(f, "test", self.test_per_family) for f in self.families]
+        plan += [(f, "probe", self.probe_per_family) for f in self.families]
+        plan += [(f, "pool", n) for f, n in self.families.items()]
+        plan += [(f, "general", n) for f, n in self.general.items()]
+        seen: set[str] = set()
+        items: list[Item] = []
+        for family, split, count in plan:
+            items += self._generate(family, split, count, seen)
+        return items
+
+    def _generate(self, family: str, split: str, count: int, seen: set[str]) -> list[Item]:
+        spec = FAMILY_SPECS[family]
+        out: list[Item] = []
+        for batch in range(_MAX_BATCHES):
+            seed = self.seed * 1_000_003 + zlib.crc32(f"{family}/{split}/{batch}".encode())
+            data = reasoning_gym.create_dataset(spec.generator, seed=seed, size=2 * count + 10, **spec.config)
+            for entry in data:
+                if entry["question"] in seen:
+                    continue
+                seen.add(entry["question"])
+                out.append(_item(family, split, len(out), entry))
+                if len(out) == count:
+                    return out
+        raise ValueError(
+            f"gym family {family!r}: only {len(out)} distinct {split} questions after {_MAX_BATCHES} "
+            f"batches (asked for {count}); lower the count or widen FAMILY_SPECS[{family!r}]"
+        )
+
+    def extract(self, item: Item, output: str) -> str:
+        kind = FAMILY_SPECS[item.family].kind
+        answer = extract_answer(output, kind)
+        return _canonical_integer(answer) if kind == "number" else answer
+
+    def is_correct(self, item: Item, answer: str) -> bool:
+        """The generator's scorer, binarised: it gives partial credit (0.01) to wrong answers."""
+        entry = {"question": item.question, "answer": item.answer, "metadata": item.meta}
+        return _scorer(item.family).score_answer(answer, entry) >= 0.999
+
+
+def _item(family: str, split: str, index: int, entry: dict[str, Any]) -> Item:
+    return Item(
+        item_id=f"{family}-{split}-{index}",
+        question=entry["question"],
+        answer=entry["answer"],
+        split=split,
+        family=family,
+        meta=_jsonable(entry["metadata"]),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """Metadata as the store will give it back (tuples become lists), so scoring and the
+    rules teacher see the same shape before and after a round trip."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
+@cache
+def _scorer(family: str):
+    spec = FAMILY_SPECS[family]
+    return reasoning_gym.create_dataset(spec.generator, seed=0, size=1, **spec.config)
+
+
+def _canonical_integer(answer: str) -> str:
+    """'12.0' and '+12' mean 12; the exact-match scorers (gcd, lcm, equations) would not
+    credit them. Fractions and non-integral decimals pass through unchanged."""
+    try:
+        value = Decimal(answer)
+    except InvalidOperation:
+        return answer
+    return str(int(value)) if value == value.to_integral_value() else answer
+
+
+def trivial_baseline(items: Iterable[Item]) -> dict[str, float]:
+    """Per family, the accuracy of always giving its most common answer (e.g. gcd "1"):
+    the floor to report beside the student's accuracy."""
+    answers: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        answers[item.family].append(item.answer)
+    return {f: Counter(a).most_common(1)[0][1] / len(a) for f, a in answers.items()}
+
