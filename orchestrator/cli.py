@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -73,11 +75,24 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
 def msp_table(rows: list[tuple], title: str) -> Table:
     table = Table(title=title)
     for col in ("skill", "attempts", "correct", "accuracy", "floor", "missing", "missing rate", "share"):
-        table.add_column(col, justify="left" if col == "skill" else "right")
+        table.add_column(col, justify="left" if col == "skill" else "right", no_wrap=(col == "skill"))
     for skill, attempts, correct, missing, rate, share, accuracy, floor in rows:
         table.add_row(skill, str(attempts), str(correct), f"{accuracy:.2f}", f"{floor:.2f}", str(missing),
                       f"{rate:.2f}", f"{share:.2f}" if share is not None else "-")
     return table
+
+
+def quiet_libraries() -> None:
+    """Keep library chatter (weight-loading bars, deprecation notes) out of the run's output.
+
+    Set in the environment so Ray's worker processes, started after this, inherit it.
+    """
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may download weights at run time
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 USER_ERRORS = (ConfigError, StoreError, ValueError, FileNotFoundError)
@@ -85,6 +100,7 @@ USER_ERRORS = (ConfigError, StoreError, ValueError, FileNotFoundError)
 
 def main() -> None:
     """Entry point: user mistakes print one clear line (exit 2), not a traceback."""
+    quiet_libraries()
     try:
         app()
     except USER_ERRORS as err:

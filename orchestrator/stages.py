@@ -162,7 +162,6 @@ def diagnose(ctx: Context, round_: int) -> str:
     items = {i.item_id: i for i in ctx.store.items()}
     labels = ctx.store.labels()
     greedy = {a[0]: a for a in ctx.store.attempts(round_) if a[1] == 0}
-    catalogue = {s.name for s in ctx.store.catalogue()}
     accuracy = ctx.store.skill_accuracy(round_)
     cases = [
         Case(items[i], output=greedy[i][2], extracted=greedy[i][3], skills=labels.get(i, ()))
@@ -172,17 +171,26 @@ def diagnose(ctx: Context, round_: int) -> str:
         advance(len(difficult) - len(todo))
         for batch in _batches(cases, DIAGNOSE_BATCH):
             diagnoses = ctx.teacher.diagnose(batch, accuracy)
-            ctx.store.add_diagnoses(round_, _valid_diagnoses(ctx, round_, diagnoses, catalogue))
+            ctx.store.add_diagnoses(round_, _valid_diagnoses(ctx, round_, diagnoses, batch))
             advance(len(batch))
     return f"{len(difficult)} difficult items diagnosed"
 
 
-def _valid_diagnoses(ctx: Context, round_: int, diagnoses: Sequence[Diagnosis], catalogue: set[str]) -> list[Diagnosis]:
+def _valid_diagnoses(ctx: Context, round_: int, diagnoses: Sequence[Diagnosis], cases: Sequence[Case]) -> list[Diagnosis]:
+    """Keep 1-3 of the item's *labelled* skills, so a skill's missing count never exceeds its attempts.
+
+    A teacher naming something else (outside the labels, or outside the catalogue) is
+    logged; if nothing labelled is left, the blame goes to the item's primary skill.
+    """
+    labelled = {c.item.item_id: c.skills for c in cases}
     kept = []
     for d in diagnoses:
-        skills = tuple(s for s in d.skills if s in catalogue)[:MAX_DIAGNOSED]
+        allowed = labelled.get(d.item_id, ())
+        skills = tuple(dict.fromkeys(s for s in d.skills if s in allowed))[:MAX_DIAGNOSED]
         if skills != tuple(d.skills):
-            ctx.store.log(round_, "diagnose", f"{d.item_id}: teacher named {list(d.skills)}; kept {list(skills)}")
+            ctx.store.log(round_, "diagnose", f"{d.item_id}: teacher named {list(d.skills)}, labels {list(allowed)}")
+        if not skills and allowed:
+            skills = allowed[:1]
         if skills:
             kept.append(Diagnosis(d.item_id, skills, d.reason))
     return kept

@@ -1,0 +1,117 @@
+"""`sgi profile` end to end: real SmolLM2 student, real Ray, real DuckDB, rules teacher.
+
+Runs the CLI as a user would (a subprocess), on a reduced default, then checks what the
+store holds — not just the exit code — and that a repeated command adds nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sgi.orchestrator.store import Store
+
+pytestmark = pytest.mark.slow
+
+REDUCED = [
+    "name=e2e",
+    "task.gym.families={add_sub: 24, gcd: 16, fraction_simplification: 8}",
+    "task.gym.probe_per_family=8",
+    "task.gym.test_per_family=4",
+    "task.gym.general={spell_backward: 4}",
+    "warmup.steps=6",
+    "warmup.batch_size=4",
+    "student.batch_size=8",
+    "ray.num_cpus=2",
+]
+
+
+def sgi(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "sgi.orchestrator", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=1800)
+
+
+def overrides(tmp_path: Path, extra: list[str] = ()) -> list[str]:
+    return [a for o in [*REDUCED, f"runs_dir={tmp_path / 'runs'}", *extra] for a in ("--set", o)]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("profile")
+    result = sgi("profile", "--quiet", *overrides(tmp), cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp, result
+
+
+def test_store_holds_every_stage(run):
+    tmp, result = run
+    store = Store(tmp / "runs" / "e2e" / "sgi.duckdb", read_only=True)
+    try:
+        splits = store.split_counts()
+        assert splits == {"general": 4, "pool": 48, "probe": 24, "test": 12}
+        catalogue = {s.name for s in store.catalogue()}
+        assert len(catalogue) >= 4  # finer than one skill per family
+        labels = store.labels()
+        items = store.items()
+        assert all(1 <= len(labels[i.item_id]) <= 5 for i in items)
+        assert {s for ls in labels.values() for s in ls} <= catalogue
+
+        attempts = store.attempts(0)
+        probe_ids = {i.item_id for i in items if i.split == "probe"}
+        assert {a[0] for a in attempts} == probe_ids  # the probe split, and only it
+        for _id, sample, output, extracted, correct, n_tokens, mean_p, min_p in attempts:
+            assert sample == 0 and 0 < min_p <= mean_p <= 1 and 1 <= n_tokens <= 16
+
+        difficult = dict(store.difficult(0))
+        wrong = {a[0] for a in attempts if not a[4]}
+        assert set(difficult) == wrong and set(difficult.values()) <= {"wrong"}
+        diagnosed = store.db.execute("SELECT item_id, count(*) FROM diagnoses WHERE round = 0 GROUP BY item_id").fetchall()
+        assert {i for i, _ in diagnosed} == wrong and all(1 <= n <= 3 for _, n in diagnosed)
+        named = {r[0] for r in store.db.execute("SELECT DISTINCT skill FROM diagnoses").fetchall()}
+        assert named <= catalogue
+
+        profile = store.profile(0)
+        total_mentions = store.db.execute("SELECT count(*) FROM diagnoses WHERE round = 0").fetchone()[0]
+        assert sum(r[3] for r in profile) == total_mentions
+        for skill, n_attempts, correct, missing, rate, share, accuracy, floor in profile:
+            labelled = sum(1 for i in probe_ids if skill in labels[i])
+            assert n_attempts == labelled and rate == pytest.approx(missing / labelled)
+            assert missing <= n_attempts  # diagnoses name the item's own labelled skills
+        assert [r[4] for r in profile] == sorted((r[4] for r in profile), reverse=True)
+        stages = {(r[0], r[1]): r[2] for r in store.ledger()}
+        assert set(stages.values()) == {"done"}
+        assert {s for _, s in stages} == {"task", "label", "warmup", "infer", "difficulty", "diagnose", "profile"}
+    finally:
+        store.close()
+    assert "Missing-Skill-Profile" in result.stdout
+
+
+def test_repeated_command_skips_finished_stages_and_adds_nothing(run):
+    tmp, _ = run
+    path = tmp / "runs" / "e2e" / "sgi.duckdb"
+    store = Store(path, read_only=True)
+    before = store.counts()
+    store.close()
+    again = sgi("profile", *overrides(tmp), cwd=tmp)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("done earlier, skipped") == 7
+    store = Store(path, read_only=True)
+    assert store.counts() == before
+    store.close()
+
+
+def test_status_shows_ledger_and_profile(run):
+    tmp, _ = run
+    result = sgi("status", str(tmp / "runs" / "e2e"), cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    assert "diagnose" in result.stdout and "Missing-Skill-Profile, round 0" in result.stdout
+
+
+def test_changing_nothing_but_a_bad_key_is_a_clear_error(run):
+    tmp, _ = run
+    result = sgi("profile", *overrides(tmp, ["student.temprature=1"]), cwd=tmp)
+    assert result.returncode == 2
+    assert "student.temprature: unknown key" in result.stderr and "Traceback" not in result.stderr
