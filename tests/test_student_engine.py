@@ -1,0 +1,93 @@
+"""The SmolLM2 conversion cache and the batched student engine (real model, CPU)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from sgi.workers.models import ModelNotFoundError, cache_root, resolve_student
+
+PROMPTS = [
+    "What is 3 + 4?",
+    "What is 25 + 17? Give only the number.",
+    "Name a colour.",
+    "Write the word cat backwards, then explain briefly how you did it.",
+]
+IDS = ["a", "b", "c", "d"]
+
+
+def test_cache_root_honours_sgi_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("SGI_CACHE", str(tmp_path))
+    assert cache_root() == tmp_path
+    monkeypatch.delenv("SGI_CACHE")
+    assert cache_root().parts[-2:] == (".cache", "sgi")
+
+
+def test_missing_model_path_says_what_to_do(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ModelNotFoundError) as err:
+        resolve_student(str(missing))
+    msg = str(err.value)
+    assert str(missing) in msg and "smollm2" in msg and "\n" not in msg
+    assert isinstance(err.value, ValueError)
+
+
+@pytest.mark.slow
+def test_resolve_student_converts_once_and_caches(tmp_path):
+    path = resolve_student("smollm2", cache_dir=tmp_path)
+    assert path.parent == tmp_path / "models" and path.name.startswith("smollm2-")
+    config = json.loads((path / "config.json").read_text())
+    assert "quantization_config" not in config  # a plain folder, loadable without gguf
+    assert (path / "tokenizer.json").is_file() and (path / "model.safetensors").is_file()
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [path.name]  # no temp leftovers
+    start = time.perf_counter()
+    assert resolve_student("smollm2", cache_dir=tmp_path) == path
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.fixture(scope="module")
+def fp32_student():
+    from sgi.workers.student import TransformersStudent
+
+    return TransformersStudent(resolve_student(), "Give only the final answer.", dtype="float32", max_new_tokens=12)
+
+
+@pytest.mark.slow
+def test_batched_greedy_matches_one_at_a_time(fp32_student):
+    # Prompts of different lengths: left padding must not change what the model writes.
+    fp32_student.batch_size = 4
+    batched = fp32_student.generate(IDS, PROMPTS)
+    fp32_student.batch_size = 1
+    single = fp32_student.generate(IDS, PROMPTS)
+    fp32_student.batch_size = 16
+    assert [g.item_id for g in batched] == IDS and [g.sample for g in batched] == [0] * 4
+    assert [g.text for g in batched] == [g.text for g in single]
+    assert [g.n_tokens for g in batched] == [g.n_tokens for g in single]
+    for b, s in zip(batched, single):
+        assert b.mean_prob == pytest.approx(s.mean_prob, abs=1e-3)
+        assert 0 < b.min_prob <= b.mean_prob <= 1
+        assert 1 <= b.n_tokens <= fp32_student.max_new_tokens
+        assert "<|im_end|>" not in b.text and "<|im_start|>" not in b.text
+
+
+@pytest.mark.slow
+def test_samples_are_indexed_and_reproducible(fp32_student):
+    first = fp32_student.generate(IDS[:2], PROMPTS[:2], samples=2, temperature=1.0)
+    again = fp32_student.generate(IDS[:2], PROMPTS[:2], samples=2, temperature=1.0)
+    assert [(g.item_id, g.sample) for g in first] == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]
+    assert first == again
+    greedy = fp32_student.generate(IDS[:2], PROMPTS[:2])
+    assert [g.text for g in greedy] == [first[0].text, first[3].text]
+    for g in first:
+        assert 0 < g.min_prob <= g.mean_prob <= 1 and 1 <= g.n_tokens <= fp32_student.max_new_tokens
+
+
+@pytest.mark.slow
+def test_bf16_default_answers_sanely():
+    from sgi.workers.student import TransformersStudent
+
+    student = TransformersStudent(resolve_student(), None, max_new_tokens=8)
+    (g,) = student.generate(["x"], ["What is the capital of France?"])
+    assert "Paris" in g.text and 0 < g.min_prob <= g.mean_prob <= 1
