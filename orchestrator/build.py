@@ -44,9 +44,14 @@ def student_args(cfg: RunConfig, model_path: str) -> dict[str, Any]:
         "batch_size": s.batch_size,
         "max_new_tokens": s.max_new_tokens,
         "dtype": s.dtype,
-        "threads": cfg.ray.num_cpus or os.cpu_count(),
+        "threads": torch_threads(cfg),
         "seed": cfg.seed,
     }
+
+
+def torch_threads(cfg: RunConfig) -> int:
+    """Threads for each torch engine: Ray would otherwise pin an actor to its 1-CPU reservation."""
+    return cfg.ray.num_cpus or os.cpu_count() or 1
 
 
 def warmup_args(cfg: RunConfig) -> dict[str, Any]:

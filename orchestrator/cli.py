@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Annotated, Optional
@@ -27,7 +28,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Piped output (CI logs, tests) would otherwise wrap tables at 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=120)
 
 ConfigArg = Annotated[Optional[Path], typer.Argument(help="YAML config; omit for the embedded default.")]
 SetOpt = Annotated[list[str], typer.Option("--set", help="Override a config key, e.g. --set student.batch_size=8.")]

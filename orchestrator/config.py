@@ -64,7 +64,7 @@ class WarmupConfig(Section):
     """The short SFT that turns the base model into the 'SFT-saturated' student STAT starts from."""
 
     enabled: bool = True
-    steps: int = Field(60, ge=1)
+    steps: int = Field(120, ge=1)
     batch_size: int = Field(8, ge=1)
     lr: float = Field(5e-4, gt=0)
     lora_r: int = Field(16, ge=1)

@@ -104,7 +104,8 @@ class Session:
             return f"cached at {out}"
         from sgi.workers.warmup import WarmupTrainer
 
-        trainer = actors.spawn(WarmupTrainer, {}, use_ray=self.use_ray, num_cpus=1, max_concurrency=2)
+        trainer = actors.spawn(WarmupTrainer, {"threads": build.torch_threads(self.cfg)}, use_ray=self.use_ray,
+                               num_cpus=1, max_concurrency=2)
         try:
             with self.reporter.bar("warm-up SFT (LoRA steps)", args["steps"]) as advance:
                 metrics = actors.call_with_progress(trainer, "train", (base, examples, out), args, advance)

@@ -26,8 +26,12 @@ def answer_line(output: str) -> str:
 
 
 def extract_number(output: str) -> str:
-    """The last number (integer, decimal or a/b fraction) on the answer line, normalised."""
-    numbers = _NUMBER.findall(answer_line(output))
+    """The last number (integer, decimal or a/b fraction) on the answer line, normalised.
+
+    After an "=", only what follows the last one counts: "13 + 51 = 143" commits to 143,
+    and "23 + 79 =" (the sum left unfinished) commits to nothing.
+    """
+    numbers = _NUMBER.findall(answer_line(output).rsplit("=", 1)[-1])
     if not numbers:
         return ""
     return re.sub(r"\s+", "", numbers[-1]).replace(",", "")

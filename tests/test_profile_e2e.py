@@ -6,6 +6,7 @@ store holds — not just the exit code — and that a repeated command adds noth
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,47 @@ def test_changing_nothing_but_a_bad_key_is_a_clear_error(run):
     result = sgi("profile", *overrides(tmp, ["student.temprature=1"]), cwd=tmp)
     assert result.returncode == 2
     assert "student.temprature: unknown key" in result.stderr and "Traceback" not in result.stderr
+
+
+def _unlabelled_file(path: Path) -> Path:
+    """Three kinds of question, no skill labels: the embed teacher must find the kinds."""
+    rows = []
+    for i in range(2, 14):
+        rows.append({"q": f"What is {i} + {i + 3}?", "a": str(2 * i + 3)})
+        rows.append({"q": f"Simplify the fraction {i}/{2 * i}.", "a": "1/2"})
+        rows.append({"q": f"How many legs do {i} spiders have in total?", "a": str(8 * i)})
+    with path.open("w") as f:
+        for n, row in enumerate(rows):
+            f.write(json.dumps({**row, "split": "probe" if n % 3 == n // 3 % 3 else "pool"}) + "\n")
+    return path
+
+
+def test_file_task_with_embed_teacher_inline(tmp_path):
+    """The other path: a JSONL file, the embed teacher, no warm-up, the inline executor."""
+    data = _unlabelled_file(tmp_path / "three_kinds.jsonl")
+    config = tmp_path / "file.yaml"
+    config.write_text(
+        f"name: files\nruns_dir: {tmp_path / 'runs'}\n"
+        f"task: {{kind: file, file: {{path: {data}, fields: {{question: q, answer: a, split: split}}, answer_kind: math}}}}\n"
+        "teacher: {kind: embed}\nwarmup: {enabled: false}\nray: {enabled: false}\nstudent: {max_new_tokens: 12}\n"
+    )
+    result = sgi("profile", "--quiet", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    store = Store(tmp_path / "runs" / "files" / "sgi.duckdb", read_only=True)
+    try:
+        catalogue = store.catalogue()
+        assert len(catalogue) == 3
+        labels = store.labels()
+        kinds = {}
+        for item in store.items():
+            kind = item.question.split()[0] + item.question.split()[1]
+            kinds.setdefault(kind, set()).add(labels[item.item_id][0])
+        assert all(len(primary) == 1 for primary in kinds.values())  # one skill per kind of question
+        assert len({next(iter(p)) for p in kinds.values()}) == 3
+        probe = [i for i in store.items("probe")]
+        assert len(store.attempts(0)) == len(probe)
+        wrong = {a[0] for a in store.attempts(0) if not a[4]}
+        assert store.diagnosed_ids(0) == wrong
+        assert sum(r[3] for r in store.profile(0)) >= len(wrong)
+    finally:
+        store.close()

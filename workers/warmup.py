@@ -11,7 +11,12 @@ from typing import Any
 
 
 class WarmupTrainer:
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
+        # Ray sets OMP_NUM_THREADS to the actor's CPU reservation (1); training wants every core.
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         self.step = 0
 
     def train(self, base: Path, examples: list[tuple[str, str]], out: Path, **args: Any) -> dict:
