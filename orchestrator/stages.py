@@ -18,7 +18,7 @@ from typing import Any
 
 from sgi.orchestrator.config import RunConfig
 from sgi.orchestrator.progress import Reporter
-from sgi.orchestrator.store import ScoredAttempt, StoreError
+from sgi.orchestrator.store import SETUP_ROUND, ScoredAttempt, StoreError
 from sgi.skills.difficulty import judge
 from sgi.skills.interfaces import Task
 from sgi.skills.prompts import skill_exemplars, student_prompt
@@ -46,8 +46,11 @@ def load_task(ctx: Context) -> str:
     if not items:
         raise StoreError(f"task {ctx.task.name!r} produced no items")
     ctx.store.add_items(items)
-    counts = ctx.store.split_counts()
-    return ", ".join(f"{split} {n}" for split, n in counts.items())
+    skipped = getattr(ctx.task, "skipped", [])  # file tasks with on_bad_row: skip
+    for where, problem in skipped:
+        ctx.store.log(SETUP_ROUND, "task", f"skipped row {where}: {problem}")
+    counts = ", ".join(f"{split} {n}" for split, n in ctx.store.split_counts().items())
+    return counts + (f"; {len(skipped)} bad rows skipped (see events)" if skipped else "")
 
 
 def label_items(ctx: Context) -> str:
@@ -81,7 +84,7 @@ def _valid_labels(ctx: Context, labels: Sequence[Label], names: set[str]) -> lis
         if label.skill in names:
             by_item[label.item_id].append(label)
         else:
-            ctx.store.log(-1, "label", f"{label.item_id}: skill {label.skill!r} is not in the catalogue; dropped")
+            ctx.store.log(SETUP_ROUND, "label", f"{label.item_id}: skill {label.skill!r} is not in the catalogue; dropped")
     return [l for ls in by_item.values() for l in sorted(ls, key=lambda l: -l.score)[:MAX_LABELS]]
 
 

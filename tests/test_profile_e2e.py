@@ -128,6 +128,7 @@ def _unlabelled_file(path: Path) -> Path:
     with path.open("w") as f:
         for n, row in enumerate(rows):
             f.write(json.dumps({**row, "split": "probe" if n % 3 == n // 3 % 3 else "pool"}) + "\n")
+        f.write('{"q": "a row without its answer", "split": "pool"}\n')
     return path
 
 
@@ -137,8 +138,9 @@ def test_file_task_with_embed_teacher_inline(tmp_path):
     config = tmp_path / "file.yaml"
     config.write_text(
         f"name: files\nruns_dir: {tmp_path / 'runs'}\n"
-        f"task: {{kind: file, file: {{path: {data}, fields: {{question: q, answer: a, split: split}}, answer_kind: math}}}}\n"
-        "teacher: {kind: embed}\nwarmup: {enabled: false}\nray: {enabled: false}\nstudent: {max_new_tokens: 12}\n"
+        f"task: {{kind: file, file: {{path: {data}, fields: {{question: q, answer: a, split: split}}, answer_kind: math, on_bad_row: skip}}}}\n"
+        "teacher: {kind: embed}\nwarmup: {enabled: false}\nray: {enabled: false}\n"
+        "student: {max_new_tokens: 12, kshot: 1}\n"
     )
     result = sgi("profile", "--quiet", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -158,5 +160,7 @@ def test_file_task_with_embed_teacher_inline(tmp_path):
         wrong = {a[0] for a in store.attempts(0) if not a[4]}
         assert store.diagnosed_ids(0) == wrong
         assert sum(r[3] for r in store.profile(0)) >= len(wrong)
+        events = [r[0] for r in store.db.execute("SELECT message FROM events WHERE stage = 'task'").fetchall()]
+        assert len(events) == 1 and "skipped row 37" in events[0] and "answer" in events[0]
     finally:
         store.close()
