@@ -19,6 +19,7 @@ from sgi.orchestrator.config import RunConfig, dump_config
 from sgi.orchestrator.progress import Reporter
 from sgi.orchestrator.store import SETUP_ROUND, Store
 from sgi.workers import actors
+from sgi.workers.teachers import make_teacher
 
 STORE_FILE = "sgi.duckdb"
 
@@ -53,7 +54,7 @@ class Session:
             actors.start_ray(cfg.ray.address, cfg.ray.num_cpus)
         store = self._spawn(Store, {"path": (cfg.run_dir / STORE_FILE).resolve()})
         store.record_run(cfg.name, dump_config(cfg))
-        teacher = self._spawn(_make_teacher, build.teacher_args(cfg))
+        teacher = self._spawn(make_teacher, build.teacher_args(cfg))
         self.ctx = stages.Context(cfg=cfg, task=build.build_task(cfg), store=store, teacher=teacher,
                                   reporter=self.reporter)
         return self
@@ -119,8 +120,3 @@ class Session:
         self.reporter.note(f"loading the student from {model_path}")
         return self._spawn(TransformersStudent, build.student_args(self.cfg, str(model_path)), num_cpus=1)
 
-
-def _make_teacher(kind: str, **params: Any) -> Any:
-    from sgi.workers.teachers import make_teacher
-
-    return make_teacher(kind, **params)
