@@ -65,3 +65,17 @@ def warmup_args(cfg: RunConfig) -> dict[str, Any]:
         "lora_r": w.lora_r,
         "seed": cfg.seed,
     }
+
+
+def train_args(cfg: RunConfig) -> dict[str, Any]:
+    """Hyper-parameters of `workers.trainer.train_lora` for a round's fine-tune."""
+    t = cfg.train
+    return {
+        "system_prompt": cfg.student.system_prompt,
+        "steps": t.steps,
+        "batch_size": t.batch_size,
+        "lr": t.lr,
+        "lora_r": t.lora_r,
+        "full_finetune": t.full_finetune,
+        "seed": cfg.seed,
+    }

@@ -1,5 +1,8 @@
 """The `sgi` command line.
 
+    sgi run                           # embedded default: warm-up, then 2 STAT-Sel training rounds
+    sgi run examples/arith.yaml --set loop.strategy=uniform --set name=uniform
+    sgi compare runs/default runs/uniform
     sgi profile                       # embedded default: where is the student weak?
     sgi profile examples/arith.yaml   # the same, from a config file
     sgi profile --set student.batch_size=8 --set name=small
@@ -36,6 +39,64 @@ SetOpt = Annotated[list[str], typer.Option("--set", help="Override a config key,
 
 
 @app.command()
+def run(config: ConfigArg = None, set_: SetOpt = [], quiet: bool = typer.Option(False, help="No progress bars.")):
+    """The whole STAT loop: profile the student, build each round's training set with the
+    configured strategy, train from the current checkpoint, evaluate per skill."""
+    from sgi.orchestrator import loop
+
+    cfg = load_config(config, set_)
+    console.print(f"run [bold]{cfg.name}[/bold] in {cfg.run_dir}  (strategy {cfg.loop.strategy}, "
+                  f"{cfg.loop.rounds} rounds, {cfg.train.steps} steps x {cfg.train.batch_size} per round)")
+    rows = loop.run(cfg, Reporter(quiet=quiet))
+    console.print(summary_table(rows, title=f"per round ({cfg.run_dir / loop.STORE_FILE})"))
+
+
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="A run directory.")],
+    run_b: Annotated[Path, typer.Argument(help="Another run directory.")],
+    split: str = typer.Option("test", help="Held-out split to compare: test or general."),
+):
+    """Per-skill held-out accuracy of two runs' final rounds, side by side."""
+    finals = [_final_skill_evals(d, split) for d in (run_a, run_b)]
+    table = Table(title=f"{split} accuracy per skill, final rounds")
+    for col in ("skill", f"{run_a.name} (round {finals[0][0]})", f"{run_b.name} (round {finals[1][0]})", "delta"):
+        table.add_column(col, justify="left" if col == "skill" else "right", no_wrap=(col == "skill"))
+    a, b = finals[0][1], finals[1][1]
+    for skill in sorted(set(a) | set(b)):
+        delta = b[skill] - a[skill] if skill in a and skill in b else None
+        table.add_row(skill, _pct(a.get(skill)), _pct(b.get(skill)), f"{delta:+.3f}" if delta is not None else "-")
+    console.print(table)
+
+
+def _final_skill_evals(run_dir: Path, split: str) -> tuple[int, dict[str, float]]:
+    from sgi.orchestrator.loop import STORE_FILE
+
+    store = Store(run_dir / STORE_FILE, read_only=True)
+    try:
+        rounds = [r[0] for r in store.round_summary()]
+        if not rounds:
+            raise StoreError(f"{run_dir}: no evaluated round yet (run `sgi run` first)")
+        return rounds[-1], {skill: acc for skill, _n, _c, acc in store.skill_evals(rounds[-1], split)}
+    finally:
+        store.close()
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else "-"
+
+
+def summary_table(rows: list[tuple], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("round", "test acc", "weakest third", "general", "train examples", "stage seconds"):
+        table.add_column(col, justify="right")
+    for round_, test, weakest, general, examples, seconds in rows:
+        table.add_row("warm-up" if round_ < 0 else str(round_), _pct(test), _pct(weakest), _pct(general),
+                      str(examples), f"{seconds:.0f}" if seconds is not None else "-")
+    return table
+
+
+@app.command()
 def profile(config: ConfigArg = None, set_: SetOpt = [], quiet: bool = typer.Option(False, help="No progress bars.")):
     """Label the task's skills, let the student answer the probe split, diagnose its
     failures, and print the Missing-Skill-Profile (worst skill first)."""
@@ -67,6 +128,9 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
             ledger.add_row("setup" if round_ < 0 else str(round_), stage, state,
                            f"{seconds:.1f}" if seconds is not None else "", detail)
         console.print(ledger)
+        summary = store.round_summary()
+        if summary:
+            console.print(summary_table(summary, title="per round (held-out accuracy)"))
         rounds = store.rounds()
         if rounds:
             console.print(msp_table(store.profile(rounds[-1]), title=f"Missing-Skill-Profile, round {rounds[-1]}"))

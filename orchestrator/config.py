@@ -95,6 +95,30 @@ class DifficultyConfig(Section):
         return self
 
 
+class LoopConfig(Section):
+    """STAT's rounds: profile, build the round's training set, train, evaluate."""
+
+    rounds: int = Field(2, ge=1)
+    strategy: Literal["stat-sel", "stat-syn", "stat-sel+syn", "uniform", "embed-sel"] = "stat-sel"
+    k: int = Field(5, ge=1, description="pool items per (difficult item, missing skill) pair")
+    syn_per_pair: int = Field(2, ge=1, description="synthesized items per pair (stat-syn)")
+    syn_share: float = Field(0.5, ge=0, le=1, description="share of synthetic items in stat-sel+syn")
+
+
+class TrainConfig(Section):
+    """Each round's fine-tune, continuing from the current checkpoint; budget = steps x batch_size."""
+
+    steps: int = Field(60, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float | None = Field(None, gt=0, description="None = 5e-4 for LoRA, 5e-5 for a full fine-tune")
+    lora_r: int = Field(16, ge=1)
+    full_finetune: bool = False
+
+    @property
+    def budget(self) -> int:
+        return self.steps * self.batch_size
+
+
 class RayConfig(Section):
     enabled: bool = Field(True, description="False = run every engine in this process (debugging)")
     address: str | None = Field(None, description="None = start a local in-process cluster")
@@ -110,7 +134,18 @@ class RunConfig(Section):
     warmup: WarmupConfig = WarmupConfig()
     teacher: TeacherConfig = TeacherConfig()
     difficulty: DifficultyConfig = DifficultyConfig()
+    loop: LoopConfig = LoopConfig()
+    train: TrainConfig = TrainConfig()
     ray: RayConfig = RayConfig()
+
+    @model_validator(mode="after")
+    def _synthesis_needs_a_synthesizing_teacher(self) -> RunConfig:
+        if self.loop.strategy in ("stat-syn", "stat-sel+syn") and self.teacher.kind != "rules":
+            raise ValueError(
+                f"loop.strategy {self.loop.strategy!r} needs a teacher that writes items; "
+                f"teacher.kind {self.teacher.kind!r} cannot (use stat-sel or teacher.kind: rules)"
+            )
+        return self
 
     @property
     def run_dir(self) -> Path:

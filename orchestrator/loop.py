@@ -1,7 +1,8 @@
-"""The STAT loop. This issue runs its measuring half; training rounds build on it.
+"""The STAT loop: label -> answer -> diagnose -> profile -> select/synthesize -> train -> evaluate.
 
-    sgi profile                      # embedded default task, SmolLM2 student, rules teacher
-    sgi profile examples/arith.yaml  # the same from a config file
+    sgi run                          # embedded default: warm-up student, 2 STAT-Sel rounds
+    sgi run examples/arith.yaml      # the same from a config file
+    sgi profile                      # only the measuring half (round 0's profile)
     sgi status runs/default          # what the run holds
 
 Every stage is recorded in the store's ledger; a repeated command skips finished stages.
@@ -24,18 +25,37 @@ from sgi.workers.teachers import make_teacher
 STORE_FILE = "sgi.duckdb"
 
 
-def profile(cfg: RunConfig, reporter: Reporter) -> list[tuple]:
-    """Task -> labels -> warm-up -> answers -> difficulty -> diagnoses -> the round's MSP."""
-    round_ = 0
+def run(cfg: RunConfig, reporter: Reporter) -> list[tuple]:
+    """The whole loop; returns the per-round summary (round, test, weakest third, general, examples, s)."""
     with Session(cfg, reporter) as s:
-        s.stage(SETUP_ROUND, "task", stages.load_task)  # 1. items with reference answers
-        s.stage(SETUP_ROUND, "label", stages.label_items)  # 2. skill catalogue, 1-5 labels per item
-        student = s.student(s.warmup())  # the SFT-saturated student STAT starts from
-        s.stage(round_, "infer", stages.answer_probe, round_, student)  # 3-4. answers, confidences, scores
-        s.stage(round_, "difficulty", stages.mark_difficult, round_)  # 5. wrong or inconsistent
-        s.stage(round_, "diagnose", stages.diagnose, round_)  # 6. the teacher names missing skills
-        s.stage(round_, "profile", lambda ctx: f"{len(ctx.store.profile(round_))} skills profiled")  # 7. MSP view
-        return s.ctx.store.profile(round_)
+        model = setup(s)
+        s.stage(SETUP_ROUND, "evaluate", stages.evaluate, SETUP_ROUND, s.student(model))  # the starting point
+        for r in range(cfg.loop.rounds):
+            profile_round(s, r, s.student(model))  # 1. profile the current student
+            s.stage(r, "select", stages.build_train_set, r, s.embedder())  # 2. STAT-Sel / Syn / baseline
+            model = s.train(r, model)  # 3. fine-tune from the current checkpoint
+            s.stage(r, "evaluate", stages.evaluate, r, s.student(model))  # 4. per-skill held-out eval
+        return s.ctx.store.round_summary()  # 5. all of it is in DuckDB
+
+
+def profile(cfg: RunConfig, reporter: Reporter) -> list[tuple]:
+    """Only the measuring half: set-up and round 0's Missing-Skill-Profile."""
+    with Session(cfg, reporter) as s:
+        profile_round(s, 0, s.student(setup(s)))
+        return s.ctx.store.profile(0)
+
+
+def setup(s: Session) -> Path:
+    s.stage(SETUP_ROUND, "task", stages.load_task)  # items with reference answers
+    s.stage(SETUP_ROUND, "label", stages.label_items)  # skill catalogue, 1-5 labels per item
+    return s.warmup()  # the SFT-saturated student STAT starts from
+
+
+def profile_round(s: Session, r: int, student: Any) -> None:
+    s.stage(r, "infer", stages.answer_probe, r, student)  # answers, confidences, scores
+    s.stage(r, "difficulty", stages.mark_difficult, r)  # wrong or inconsistent
+    s.stage(r, "diagnose", stages.diagnose, r)  # the teacher names the missing skills
+    s.stage(r, "profile", lambda ctx: f"{len(ctx.store.profile(r))} skills profiled")  # the MSP view
 
 
 class Session:
@@ -46,6 +66,9 @@ class Session:
         self.reporter = reporter
         self.use_ray = cfg.ray.enabled
         self.engines: list[Any] = []
+        self._student: tuple[Path, Any] | None = None
+        self._trainer: Any = None
+        self._embedder: Any = None
 
     def __enter__(self) -> Session:
         cfg = self.cfg
@@ -60,14 +83,13 @@ class Session:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        store = self.ctx.store if hasattr(self, "ctx") else None
-        if store is not None:
-            store.close()
+        if hasattr(self, "ctx"):
+            self.ctx.store.close()
         for engine in self.engines:
             actors.stop(engine)
 
-    def _spawn(self, factory: Callable[..., Any], kwargs: dict[str, Any], num_cpus: float = 0) -> Any:
-        engine = actors.spawn(factory, kwargs, use_ray=self.use_ray, num_cpus=num_cpus)
+    def _spawn(self, factory: Callable[..., Any], kwargs: dict[str, Any], num_cpus: float = 0, **options: Any) -> Any:
+        engine = actors.spawn(factory, kwargs, use_ray=self.use_ray, num_cpus=num_cpus, **options)
         self.engines.append(engine)
         return engine
 
@@ -94,29 +116,52 @@ class Session:
         examples = stages.warmup_examples(self.ctx)
         args = build.warmup_args(self.cfg)
         out = stages.warmup_dir(base, examples, args, cache_root())
-        merged = out / "merged"
         self.stage(SETUP_ROUND, "warmup", self._train_warmup, base, examples, args, out)
-        if not merged.is_dir():  # ledger says done but the cache was cleared: train again
+        if not (out / "merged").is_dir():  # ledger says done but the cache was cleared: train again
             self._train_warmup(self.ctx, base, examples, args, out)
-        return merged
+        return out / "merged"
 
     def _train_warmup(self, ctx: stages.Context, base: Path, examples: list, args: dict, out: Path) -> str:
         if (out / "merged").is_dir():
             return f"cached at {out}"
-        from sgi.workers.warmup import WarmupTrainer
-
-        trainer = actors.spawn(WarmupTrainer, {"threads": build.torch_threads(self.cfg)}, use_ray=self.use_ray,
-                               num_cpus=1, max_concurrency=2)
-        try:
-            with self.reporter.bar("warm-up SFT (LoRA steps)", args["steps"]) as advance:
-                metrics = actors.call_with_progress(trainer, "train", (base, examples, out), args, advance)
-        finally:
-            actors.stop(trainer)
+        with self.reporter.bar("warm-up SFT (LoRA steps)", args["steps"]) as advance:
+            metrics = actors.call_with_progress(self.trainer(), "train", (base, examples, out), args, advance)
         return f"{metrics['steps']} steps, final loss {metrics['final_loss']:.3f}, {metrics['seconds']:.0f} s"
 
+    def train(self, r: int, base: Path) -> Path:
+        """Round r's checkpoint, trained from `base` unless the ledger has it already."""
+        out = (self.cfg.run_dir / "checkpoints" / f"round-{r}").resolve()
+        self.stage(r, "train", stages.train, r, base, out, self.trainer())
+        return Path(self.ctx.store.checkpoint(r))
+
+    def trainer(self) -> Any:
+        if self._trainer is None:
+            from sgi.workers.train_host import TrainerHost
+
+            self._trainer = self._spawn(TrainerHost, {"threads": build.torch_threads(self.cfg)}, num_cpus=1,
+                                        max_concurrency=2)
+        return self._trainer
+
+    def embedder(self) -> Any:
+        """Sentence embeddings for the embed-sel baseline (None for the other strategies)."""
+        if self.cfg.loop.strategy != "embed-sel":
+            return None
+        if self._embedder is None:
+            from sgi.workers.embedder import Embedder
+
+            self._embedder = self._spawn(Embedder, {})
+        return self._embedder
+
     def student(self, model_path: Path) -> Any:
+        """The student engine for `model_path`; the previous one is released first."""
+        if self._student and self._student[0] == model_path:
+            return self._student[1]
         from sgi.workers.student import TransformersStudent
 
+        if self._student:
+            actors.stop(self._student[1])
+            self.engines.remove(self._student[1])
         self.reporter.note(f"loading the student from {model_path}")
-        return self._spawn(TransformersStudent, build.student_args(self.cfg, str(model_path)), num_cpus=1)
-
+        engine = self._spawn(TransformersStudent, build.student_args(self.cfg, str(model_path)), num_cpus=1)
+        self._student = (model_path, engine)
+        return engine

@@ -61,3 +61,27 @@ SELECT DISTINCT round FROM attempts ORDER BY round;
 
 -- name: run
 SELECT run, config_yaml, created_at FROM runs;
+
+-- name: missing_pairs
+SELECT item_id, skill FROM diagnoses WHERE round = ? ORDER BY item_id, skill;
+
+-- name: train_set
+SELECT t.item_id, i.question, i.answer, t.skill, t.cause, t.reason
+FROM train_sets t JOIN items i USING (item_id) WHERE t.round = ? ORDER BY t.position;
+
+-- name: evaluated_ids
+SELECT item_id FROM evals WHERE round = ?;
+
+-- name: checkpoint
+SELECT path FROM checkpoints WHERE round = ?;
+
+-- name: round_summary
+SELECT r.round, r.test_accuracy, r.weakest_accuracy, r.general_accuracy, r.train_examples,
+       (SELECT sum(seconds) FROM ledger l WHERE l.round = r.round) AS seconds
+FROM round_summary r ORDER BY r.round;
+
+-- name: skill_evals
+SELECT skill, items, correct, accuracy FROM skill_evals WHERE round = ? AND split = ? ORDER BY skill;
+
+-- name: synthesized_counts
+SELECT count(*) AS candidates, count(*) FILTER (WHERE kept) AS kept FROM synthesized WHERE round = ?;

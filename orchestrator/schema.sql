@@ -65,6 +65,54 @@ CREATE TABLE IF NOT EXISTS diagnoses (
     PRIMARY KEY (round, item_id, skill)
 );
 
+-- The round's training set, one row per example (repeats allowed), with why it was chosen.
+CREATE TABLE IF NOT EXISTS train_sets (
+    round    INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    item_id  VARCHAR NOT NULL,
+    skill    VARCHAR NOT NULL,            -- the missing skill it was chosen for ('' for baselines)
+    cause    VARCHAR NOT NULL,            -- the difficult item that caused it ('' for baselines / fill)
+    reason   VARCHAR NOT NULL,            -- pair, fill, uniform, embed, synthetic
+    strategy VARCHAR NOT NULL,
+    PRIMARY KEY (round, position)
+);
+
+-- Every STAT-Syn candidate, kept or not; kept ones are also in items (split 'synthetic').
+CREATE TABLE IF NOT EXISTS synthesized (
+    item_id   VARCHAR PRIMARY KEY,
+    round     INTEGER NOT NULL,
+    skill     VARCHAR NOT NULL,
+    cause     VARCHAR NOT NULL,
+    question  VARCHAR NOT NULL,
+    answer    VARCHAR NOT NULL,
+    solutions VARCHAR[] NOT NULL,
+    verified  BOOLEAN NOT NULL,
+    kept      BOOLEAN NOT NULL
+);
+
+-- Held-out answers of the student *after* round `round`'s training (-1: the warm-up student).
+CREATE TABLE IF NOT EXISTS evals (
+    round     INTEGER NOT NULL,
+    item_id   VARCHAR NOT NULL,
+    output    VARCHAR NOT NULL,
+    extracted VARCHAR NOT NULL,
+    correct   BOOLEAN NOT NULL,
+    n_tokens  INTEGER NOT NULL,
+    mean_prob DOUBLE NOT NULL,
+    min_prob  DOUBLE NOT NULL,
+    PRIMARY KEY (round, item_id)
+);
+
+CREATE TABLE IF NOT EXISTS checkpoints (
+    round      INTEGER PRIMARY KEY,
+    path       VARCHAR NOT NULL,
+    base       VARCHAR NOT NULL,          -- the checkpoint it continued from
+    steps      INTEGER NOT NULL,
+    examples   INTEGER NOT NULL,
+    final_loss DOUBLE NOT NULL,
+    seconds    DOUBLE NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS ledger (
     round       INTEGER NOT NULL,
     stage       VARCHAR NOT NULL,
@@ -124,3 +172,32 @@ FROM tried t
 JOIN floors f USING (round, skill)
 LEFT JOIN missed m USING (round, skill)
 LEFT JOIN mentions n USING (round);
+
+-- Held-out accuracy per (round, split, skill): the one place the per-skill eval is computed.
+CREATE OR REPLACE VIEW skill_evals AS
+SELECT e.round, i.split, s.skill, count(*) AS items, count(*) FILTER (WHERE e.correct) AS correct,
+       count(*) FILTER (WHERE e.correct) / count(*) AS accuracy
+FROM evals e JOIN items i USING (item_id) JOIN item_skills s USING (item_id)
+GROUP BY e.round, i.split, s.skill;
+
+-- Per round: overall test accuracy, accuracy on test items of the skills that were the
+-- weakest third on the round-0 probe, general-split accuracy (forgetting), training size.
+CREATE OR REPLACE VIEW round_summary AS
+WITH weakest AS (
+    SELECT skill FROM (
+        SELECT skill, ntile(3) OVER (ORDER BY accuracy, skill) AS third FROM profiles WHERE round = 0
+    ) WHERE third = 1
+),
+answered AS (
+    SELECT e.round, i.split, e.item_id, e.correct,
+           e.item_id IN (SELECT s.item_id FROM item_skills s JOIN weakest USING (skill)) AS weak
+    FROM evals e JOIN items i USING (item_id)
+)
+SELECT
+    round,
+    avg(correct::INTEGER) FILTER (WHERE split = 'test')             AS test_accuracy,
+    avg(correct::INTEGER) FILTER (WHERE split = 'test' AND weak)    AS weakest_accuracy,
+    avg(correct::INTEGER) FILTER (WHERE split = 'general')          AS general_accuracy,
+    (SELECT count(*) FROM train_sets t WHERE t.round = a.round)     AS train_examples
+FROM answered a
+GROUP BY round;

@@ -103,31 +103,48 @@ def warmup_dir(base_model: Path, examples: list[tuple[str, str]], args: dict[str
     return cache / "warmup" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def answer_probe(ctx: Context, round_: int, student: Any, split: str = "probe") -> str:
-    """Batched student answers with confidences, scored by the task's checker, per batch."""
-    cfg = ctx.cfg
-    items = ctx.store.items(split)
+def answer_probe(ctx: Context, round_: int, student: Any) -> str:
+    """Batched student answers on the probe split with confidences, scored, written per batch."""
+    items = ctx.store.items("probe")
+    samples = ctx.cfg.difficulty.samples if ctx.cfg.difficulty.consistency else 0
     done = ctx.store.attempted_ids(round_)
+    _answer(ctx, f"round {round_}: student answers", items, done, student, samples,
+            lambda scored: ctx.store.add_attempts(round_, scored))
+    return f"{len(items)} items, {len(items) - len(done)} answered now"
+
+
+def evaluate(ctx: Context, round_: int, student: Any) -> str:
+    """Greedy answers on the held-out test and general splits (round -1: the warm-up student)."""
+    items = ctx.store.items("test") + ctx.store.items("general")
+    done = ctx.store.evaluated_ids(round_)
+    title = "warm-up student: held-out" if round_ == SETUP_ROUND else f"round {round_}: held-out eval"
+    _answer(ctx, title, items, done, student, 0, lambda scored: ctx.store.add_evals(round_, scored))
+    summary = {r[0]: r for r in ctx.store.round_summary()}.get(round_)
+    if summary is None or summary[1] is None:
+        return f"{len(items)} items"
+    return f"test {summary[1]:.3f}, general {summary[3]:.3f}" if summary[3] is not None else f"test {summary[1]:.3f}"
+
+
+def _answer(ctx: Context, title: str, items: Sequence[Item], done: set[str], student: Any, samples: int,
+            record: Any) -> None:
     todo = [item for item in items if item.item_id not in done]
     prompts = _prompts(ctx, todo)
-    samples = cfg.difficulty.samples if cfg.difficulty.consistency else 0
-    batch_size = cfg.student.batch_size
-    with ctx.reporter.bar(f"round {round_}: student answers", len(items)) as advance:
+    batch_size = ctx.cfg.student.batch_size
+    with ctx.reporter.bar(title, len(items)) as advance:
         advance(len(items) - len(todo))
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             generations = student.generate(
                 [i.item_id for i in batch], prompts[start : start + batch_size],
-                samples=samples, temperature=cfg.difficulty.temperature,
+                samples=samples, temperature=ctx.cfg.difficulty.temperature,
             )
             by_id = {i.item_id: i for i in batch}
             scored = []
             for g in generations:
                 extracted = ctx.task.extract(by_id[g.item_id], g.text)
                 scored.append(ScoredAttempt(g, extracted, ctx.task.is_correct(by_id[g.item_id], extracted)))
-            ctx.store.add_attempts(round_, scored)
+            record(scored)
             advance(len(batch))
-    return f"{len(items)} items, {len(todo)} answered now"
 
 
 def _prompts(ctx: Context, items: Sequence[Item]) -> list[str]:
@@ -202,3 +219,103 @@ def _valid_diagnoses(ctx: Context, round_: int, diagnoses: Sequence[Diagnosis], 
 def _batches(seq: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [seq[i : i + size] for i in range(0, len(seq), size)]
 
+
+
+def build_train_set(ctx: Context, round_: int, embedder: Any = None) -> str:
+    """STAT's step 5: the round's training set under the configured strategy, same budget for all."""
+    from sgi.skills import selection
+
+    cfg, store = ctx.cfg, ctx.store
+    strategy, budget, seed = cfg.loop.strategy, cfg.train.budget, cfg.seed * 1000 + round_
+    pairs = store.missing_pairs(round_)
+    real_by_skill = _by_skill(ctx, store.items("pool"))
+    if strategy == "uniform":
+        chosen = selection.uniform([i.item_id for i in store.items("pool")], budget=budget, seed=seed)
+    elif strategy == "embed-sel":
+        chosen = _embed_sel(ctx, round_, embedder, budget, seed)
+    elif strategy == "stat-sel":
+        chosen = selection.stat_sel(pairs, real_by_skill, k=cfg.loop.k, budget=budget, seed=seed)
+    else:  # stat-syn, stat-sel+syn
+        synthetic = synthesize(ctx, round_, pairs)
+        grown = _by_skill(ctx, store.items("pool") + store.items("synthetic"))
+        room = budget - len(synthetic)
+        rest = selection.stat_sel(pairs, grown, k=cfg.loop.k, budget=room, seed=seed) if room > 0 else []
+        chosen = (synthetic + rest)[:budget]
+        if strategy == "stat-sel+syn":
+            sel = selection.stat_sel(pairs, real_by_skill, k=cfg.loop.k, budget=budget, seed=seed)
+            chosen = selection.mix(sel, chosen, budget=budget, share_first=1 - cfg.loop.syn_share)
+    store.add_train_set(round_, strategy, chosen)
+    reasons = defaultdict(int)
+    for c in chosen:
+        reasons[c.reason] += 1
+    return f"{strategy}: {len(chosen)} examples (" + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) + ")"
+
+
+def _by_skill(ctx: Context, items: Sequence[Item]) -> dict[str, list[str]]:
+    labels = ctx.store.labels()
+    by_skill: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        for skill in labels.get(item.item_id, ()):
+            by_skill[skill].append(item.item_id)
+    return by_skill
+
+
+def _embed_sel(ctx: Context, round_: int, embedder: Any, budget: int, seed: int) -> list:
+    from sgi.skills import selection
+
+    items = {i.item_id: i for i in ctx.store.items()}
+    difficult = [item_id for item_id, _ in ctx.store.difficult(round_)]
+    pool = [i.item_id for i in ctx.store.items("pool")]
+    return selection.embed_sel(
+        difficult, embedder.encode([items[i].question for i in difficult]),
+        pool, embedder.encode([items[i].question for i in pool]),
+        k=ctx.cfg.loop.k, budget=budget, seed=seed,
+    )
+
+
+def synthesize(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]]) -> list:
+    """STAT-Syn: new items per (difficult item, missing skill), kept only when verified.
+
+    Kept items join the store as split 'synthetic', labelled by the teacher, and stay
+    there for later rounds beside the real pool (never replacing it).
+    """
+    from sgi.skills import selection, synthesis
+
+    cfg, store = ctx.cfg, ctx.store
+    known = {i.question for i in store.items()}
+    real_by_skill = _by_skill(ctx, store.items("pool"))
+    items = {i.item_id: i for i in store.items("pool")}
+    requests = synthesis.stat_syn_requests(pairs, per_pair=cfg.loop.syn_per_pair)
+    rows, kept_items, chosen = [], [], []
+    with ctx.reporter.bar(f"round {round_}: synthesizing", len(requests)) as advance:
+        for n, (skill, cause, count) in enumerate(requests):
+            references = [items[i] for i in sorted(real_by_skill.get(skill, ()))[:3]]
+            if references:
+                seed = cfg.seed * 100_003 + round_ * 10_007 + n
+                for c in ctx.teacher.synthesize(skill, references, count, seed, avoid=known):
+                    ok = synthesis.keep(c) and c.item.question not in known
+                    rows.append((c, skill, cause, ok))
+                    if ok:
+                        known.add(c.item.question)
+                        kept_items.append(c.item)
+                        chosen.append(selection.Selected(c.item.item_id, skill, cause, "synthetic"))
+            advance(1)
+    store.add_synthesized(round_, rows)
+    if kept_items:
+        store.add_items(kept_items)
+        catalogue = store.catalogue()
+        store.add_labels(_valid_labels(ctx, ctx.teacher.label(kept_items, catalogue), {s.name for s in catalogue}))
+    store.log(round_, "select", f"synthesized {len(rows)} candidates, kept {len(kept_items)}")
+    return chosen
+
+
+def train(ctx: Context, round_: int, base: Path, out: Path, trainer: Any) -> str:
+    """Fine-tune from the current checkpoint on the round's training set (LoRA by default)."""
+    from sgi.orchestrator import build
+    from sgi.workers import actors
+
+    examples = [(q, a) for _, q, a, *_ in ctx.store.train_set(round_)]
+    with ctx.reporter.bar(f"round {round_}: training steps", ctx.cfg.train.steps) as advance:
+        metrics = actors.call_with_progress(trainer, "train", (base, examples, out), build.train_args(ctx.cfg), advance)
+    ctx.store.add_checkpoint(round_, str(out / "merged"), str(base), metrics)
+    return f"{metrics['steps']} steps on {len(examples)} examples, final loss {metrics['final_loss']:.3f}"

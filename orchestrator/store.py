@@ -19,7 +19,7 @@ import duckdb
 
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SETUP_ROUND = -1  # stages that happen once per run (task, labels, warm-up)
 
 
@@ -169,6 +169,43 @@ class Store:
             ((round_, d.item_id, skill, d.reason) for d in diagnoses for skill in d.skills),
         )
 
+    def add_train_set(self, round_: int, strategy: str, selected: Sequence[Any]) -> int:
+        """selected: `skills.selection.Selected` rows, in training order."""
+        return self._insert(
+            "train_sets",
+            "round, position, item_id, skill, cause, reason, strategy",
+            ((round_, n, s.item_id, s.skill, s.cause, s.reason, strategy) for n, s in enumerate(selected)),
+        )
+
+    def add_synthesized(self, round_: int, rows: Sequence[tuple[Any, str, str, bool]]) -> int:
+        """rows: (candidate, skill, cause, kept) for every STAT-Syn candidate."""
+        return self._insert(
+            "synthesized",
+            "item_id, round, skill, cause, question, answer, solutions, verified, kept",
+            (
+                (c.item.item_id, round_, skill, cause, c.item.question, c.item.answer, list(c.solutions), c.verified, kept)
+                for c, skill, cause, kept in rows
+            ),
+        )
+
+    def add_evals(self, round_: int, attempts: Sequence[ScoredAttempt]) -> int:
+        return self._insert(
+            "evals",
+            "round, item_id, output, extracted, correct, n_tokens, mean_prob, min_prob",
+            (
+                (round_, a.generation.item_id, a.generation.text, a.extracted, a.correct,
+                 a.generation.n_tokens, a.generation.mean_prob, a.generation.min_prob)
+                for a in attempts
+            ),
+        )
+
+    def add_checkpoint(self, round_: int, path: str, base: str, metrics: dict[str, Any]) -> int:
+        return self._insert(
+            "checkpoints",
+            "round, path, base, steps, examples, final_loss, seconds",
+            [(round_, path, base, metrics["steps"], metrics["examples"], metrics["final_loss"], metrics["seconds"])],
+        )
+
     # --- reads --------------------------------------------------------------------------
 
     def items(self, split: str | None = None) -> list[Item]:
@@ -206,6 +243,31 @@ class Store:
 
     def skill_accuracy(self, round_: int) -> dict[str, float]:
         return dict(self._query("skill_accuracy", [round_]))
+
+    def missing_pairs(self, round_: int) -> list[tuple[str, str]]:
+        """(difficult item, missing skill) pairs of the round's diagnoses."""
+        return self._query("missing_pairs", [round_])
+
+    def train_set(self, round_: int) -> list[tuple]:
+        """(item_id, question, answer, skill, cause, reason) in training order."""
+        return self._query("train_set", [round_])
+
+    def evaluated_ids(self, round_: int) -> set[str]:
+        return {r[0] for r in self._query("evaluated_ids", [round_])}
+
+    def checkpoint(self, round_: int) -> str | None:
+        rows = self._query("checkpoint", [round_])
+        return rows[0][0] if rows else None
+
+    def round_summary(self) -> list[tuple]:
+        """(round, test acc, weakest-third acc, general acc, train examples, seconds) per round."""
+        return self._query("round_summary")
+
+    def skill_evals(self, round_: int, split: str = "test") -> list[tuple]:
+        return self._query("skill_evals", [round_, split])
+
+    def synthesized_counts(self, round_: int) -> tuple[int, int]:
+        return self._query("synthesized_counts", [round_])[0]
 
     def counts(self) -> dict[str, int]:
         return dict(self._query("counts"))

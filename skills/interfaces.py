@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from sgi.skills.records import Case, Diagnosis, Generation, Item, Label, Skill
+from sgi.skills.records import Candidate, Case, Diagnosis, Generation, Item, Label, Skill
 
 
 class Task(Protocol):
@@ -53,4 +53,15 @@ class StudentEngine(Protocol):
 
         A prompt is the user-message text; the engine applies the model's chat template.
         """
+        ...
+
+
+class Synthesizer(Protocol):
+    """A teacher that can write new items for a skill (STAT-Syn); the rules teacher does."""
+
+    def synthesize(
+        self, skill: str, references: Sequence[Item], n: int, seed: int, *, avoid: Sequence[str] = ()
+    ) -> list[Candidate]:
+        """Up to n new items exercising `skill`, like `references`, none of whose questions
+        is in `avoid`; each with independent solutions for the keep-rule."""
         ...

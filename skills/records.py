@@ -64,3 +64,12 @@ class Diagnosis:
     item_id: str
     skills: tuple[str, ...]  # 1-3 catalogue skills the student failed to apply
     reason: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A teacher-written item for STAT-Syn, with the evidence `synthesis.keep` judges."""
+
+    item: Item  # split "synthetic", a stable item_id; meta["provenance"] = {"skill", "references"}
+    solutions: tuple[str, ...]  # final answers of independent solutions (3 by default)
+    verified: bool  # an exact solver confirmed the reference answer (verifiable tasks only)

@@ -10,13 +10,17 @@ by a small recursive-descent parser over a token whitelist; nothing is eval()'d.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from fractions import Fraction
 from typing import Any, NamedTuple
 
-from sgi.skills.records import Case, Diagnosis, Item, Label, Skill
+import reasoning_gym
+
+from sgi.skills.records import Candidate, Case, Diagnosis, Item, Label, Skill
+from sgi.skills.tasks.gym import FAMILY_SPECS, GymTask, _jsonable
 
 SKILLS: dict[str, str] = {
     "addition": "Add whole numbers without carrying",
@@ -380,6 +384,60 @@ def item_skills(item: Item) -> list[str]:
     return list(dict.fromkeys(rules.labels(item.meta)))[:_MAX_LABELS]
 
 
+# --- the exact solver (for verified synthesis) ----------------------------------------
+
+
+def _as_answer(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
+def _reduced(meta: dict[str, Any]) -> str:
+    g = math.gcd(meta["numerator"], meta["denominator"])
+    return f"{meta['numerator'] // g}/{meta['denominator'] // g}"
+
+
+def _solved_equation(meta: dict[str, Any]) -> str:
+    eq = _linear(meta)
+    return _as_answer((eq.rhs - eq.const) / eq.coef)
+
+
+_SOLVERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "chain_sum": lambda m: _as_answer(_evaluate(_tokens(m["expression"])).value),
+    "products": lambda m: _as_answer(_evaluate(_tokens(m["expression"])).value),
+    "basic_arithmetic": lambda m: _as_answer(_evaluate(_tokens(m["expression"])).value),
+    "gcd": lambda m: str(math.gcd(*m["numbers"])),
+    "lcm": lambda m: str(math.lcm(*m["numbers"])),
+    "fraction_simplification": _reduced,
+    "simple_equations": _solved_equation,
+    "letter_counting": lambda m: str(sum(w.lower().count(m["target_letter"]) for w in m["span"])),
+    "spell_backward": lambda m: m["word"][::-1],
+}
+
+
+def solve(item: Item) -> str | None:
+    """The answer recomputed from the item's structure, independently of the generator;
+    None when no solver applies or the structure cannot be read."""
+    solver = _SOLVERS.get(item.meta.get("source_dataset", ""))
+    if solver is None:
+        return None
+    try:
+        return solver(item.meta)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+# Synthetic generator seeds start at 2**48: GymTask's split seeds are
+# seed * 1_000_003 + crc32(...) < 2**48 for every task seed below 2**28, so a synthetic
+# batch never replays a task split.
+_SYN_SEED_BASE = 1 << 48
+_SYN_BATCHES = 8  # bounded re-seeding when the skill is rare in the family
+
+
+def _syn_seed(seed: int, skill: str, references: Sequence[str], family: str, batch: int) -> int:
+    key = "/".join([str(seed), skill, family, str(batch), *references]).encode()
+    return _SYN_SEED_BASE + int.from_bytes(hashlib.sha256(key).digest()[:5], "big")
+
+
 def _number(text: str) -> Fraction | None:
     try:
         return Fraction(text)
@@ -436,6 +494,54 @@ class RulesTeacher:
         reason = bug[1] if bug else "unmatched error"
         return Diagnosis(case.item.item_id, tuple(ranked[:3]), reason)
 
+    def synthesize(
+        self, skill: str, references: Sequence[Item], n: int, seed: int, *, avoid: Collection[str] = ()
+    ) -> list[Candidate]:
+        """Up to n new gym items that need `skill`, from the references' families.
+
+        Each family's generator runs with fresh seeds derived from (seed, skill, reference
+        ids); an item is kept when its rules labels include the skill and its question is
+        neither a reference's nor in `avoid`. Fewer than n when the skill is rare there.
+        Solutions: the generator's answer, this module's exact solver, and the solver's
+        answer again if the task's own scorer accepts it ("" otherwise).
+        """
+        families = list(dict.fromkeys(r.family for r in references if r.family in FAMILY_SPECS))
+        if not families:
+            raise ValueError(
+                f"RulesTeacher.synthesize({skill!r}) needs reference items from a gym family "
+                f"({sorted(FAMILY_SPECS)}); got families {sorted({r.family for r in references})}"
+            )
+        if n < 1:
+            return []
+        ref_ids = sorted(r.item_id for r in references)
+        seen = set(avoid) | {r.question for r in references}
+        out: list[Candidate] = []
+        for batch in range(_SYN_BATCHES):
+            datasets = [
+                reasoning_gym.create_dataset(
+                    FAMILY_SPECS[f].generator, seed=_syn_seed(seed, skill, ref_ids, f, batch),
+                    size=max(4 * n, 32), **FAMILY_SPECS[f].config,
+                )
+                for f in families
+            ]
+            for row in zip(*datasets):  # one entry per family in turn, so every family contributes
+                for family, entry in zip(families, row):
+                    if entry["question"] in seen:
+                        continue
+                    seen.add(entry["question"])
+                    item = _synthetic_item(family, entry, skill, ref_ids)
+                    if skill in item_skills(item):
+                        out.append(self.check(item))
+                        if len(out) == n:
+                            return out
+        return out
+
+    def check(self, item: Item) -> Candidate:
+        """A candidate for `item` with its three solutions and the exact solver's verdict."""
+        solved = solve(item)
+        scored = solved if solved is not None and _GYM.is_correct(item, solved) else ""
+        return Candidate(item, (item.answer, solved or "", scored), solved is not None and solved == item.answer)
+
     def _find_bug(self, case: Case, labels: Sequence[str]) -> _Bug | None:
         """None when no rule explains the answer; a bug naming skills otherwise."""
         rules = RULES.get(case.item.meta.get("source_dataset", ""))
@@ -455,6 +561,15 @@ class RulesTeacher:
         if answer == -truth:
             return ("negative-numbers",), f"sign flipped: {answer} instead of {truth}"
         return rules.bug(case.item.meta, answer, labels)
+
+
+_GYM = GymTask()  # only its scorer is used: building it generates nothing
+
+
+def _synthetic_item(family: str, entry: dict[str, Any], skill: str, references: list[str]) -> Item:
+    digest = hashlib.sha256(f"{family}\n{entry['question']}".encode()).hexdigest()[:12]
+    meta = _jsonable(entry["metadata"]) | {"provenance": {"skill": skill, "references": references}}
+    return Item(f"syn-{skill}-{digest}", entry["question"], entry["answer"], "synthetic", family, meta=meta)
 
 
 def _only(families: set[str]) -> str:

@@ -47,6 +47,8 @@ def test_round_trip_through_dump(tmp_path):
         ("name: 'bad name/..'\n", "name: String should match pattern"),
         ("difficulty:\n  samples: 3\n  min_agree: 4\n", "min_agree (4) cannot exceed samples (3)"),
         ("task:\n  kind: file\n", "task.file (with a path) is missing"),
+        ("teacher:\n  kind: embed\nloop:\n  strategy: stat-syn\n", "needs a teacher that writes items"),
+        ("loop:\n  strategy: random\n", "loop.strategy"),
         ("- just\n- a list\n", "top level must be a mapping"),
         ("student: [1\n", "invalid YAML"),
     ],

@@ -1,4 +1,4 @@
-"""The warm-up trainer as an engine whose progress can be read while it trains.
+"""The trainer as an engine whose progress can be read while it trains (warm-up and rounds).
 
 Its actor runs with two threads (max_concurrency=2): one trains, the other answers
 `progress()`, so the driver's bar moves with the real step count.
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 
-class WarmupTrainer:
+class TrainerHost:
     def __init__(self, threads: int | None = None) -> None:
         # Ray sets OMP_NUM_THREADS to the actor's CPU reservation (1); training wants every core.
         if threads:
@@ -22,6 +22,7 @@ class WarmupTrainer:
     def train(self, base: Path, examples: list[tuple[str, str]], out: Path, **args: Any) -> dict:
         from sgi.workers.trainer import train_lora
 
+        self.step = 0
         return train_lora(base, examples, out, progress=self._on_step, **args)
 
     def _on_step(self, step: int, total: int, loss: float) -> None:

@@ -1,0 +1,166 @@
+"""Training sets for a round: STAT-Sel, and the uniform and Embed-Sel baselines.
+
+Every builder returns exactly `budget` examples (steps x batch size), so methods are
+compared on the same amount of training, and is deterministic for a seed:
+
+    pairs = [(d.item_id, s) for d in diagnoses for s in d.skills]
+    chosen = stat_sel(pairs, pool_by_skill, k=5, budget=steps * batch, seed=round_seed)
+
+Budget rule shared by all builders: the method's own picks come first, de-duplicated
+(an item picked twice is kept once, with its first cause). More picks than the budget:
+a seeded random subset of them, in pick order. Fewer: the rest is filled ("fill"),
+with fresh items first and repeats only once the fill's pool is used up; a training set
+is a list of examples, so a repeated item is simply seen twice.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Selected:
+    """One training example of the round and why it is there."""
+
+    item_id: str
+    skill: str  # the skill it was chosen for ("" for uniform / embed-sel)
+    cause: str  # the difficult item that caused it ("" for uniform and fill)
+    reason: str  # "pair" | "fill" | "uniform" | "embed" | "synthetic"
+
+
+def stat_sel(
+    pairs: Sequence[tuple[str, str]],
+    pool_by_skill: Mapping[str, Sequence[str]],
+    *,
+    k: int = 5,
+    budget: int,
+    seed: int,
+) -> list[Selected]:
+    """STAT-Sel: k pool items per (difficult item id, missing skill) pair.
+
+    Each pair samples k items labelled with its skill (all of them when fewer), so a
+    skill missing on many items gets many examples: the MSP frequency is the weight.
+    The fill draws a skill in proportion to its number of pairs, then an item of it.
+    Pairs whose skill has no pool items add nothing; when no pair can add anything
+    the whole set falls back to `uniform` over every pool item given.
+    """
+    _check(budget=budget, k=k)
+    rng = random.Random(seed)
+    picked: dict[str, Selected] = {}
+    for cause, skill in pairs:
+        pool = list(dict.fromkeys(pool_by_skill.get(skill, ())))
+        for item_id in rng.sample(pool, min(k, len(pool))):
+            picked.setdefault(item_id, Selected(item_id, skill, cause, "pair"))
+    if not picked:
+        return uniform(list(dict.fromkeys(i for ids in pool_by_skill.values() for i in ids)), budget=budget, seed=seed)
+
+    weights = Counter(skill for _, skill in pairs if pool_by_skill.get(skill))
+    skills = sorted(weights)
+
+    def fill(n: int) -> list[Selected]:
+        used = set(picked)
+        decks = {s: _Deck(pool_by_skill[s], rng, used) for s in skills}
+        drawn = rng.choices(skills, weights=[weights[s] for s in skills], k=n)
+        return [Selected(decks[s].draw(), s, "", "fill") for s in drawn]
+
+    return _fit(list(picked.values()), budget, rng, fill)
+
+
+def uniform(pool_ids: Sequence[str], *, budget: int, seed: int) -> list[Selected]:
+    """`budget` draws over the pool: without replacement until it is used up, then again."""
+    _check(budget=budget)
+    if not pool_ids:
+        raise ValueError("cannot build a training set: the training pool is empty")
+    deck = _Deck(pool_ids, random.Random(seed), set())
+    return [Selected(deck.draw(), "", "", "uniform") for _ in range(budget)]
+
+
+def embed_sel(
+    difficult_ids: Sequence[str],
+    difficult_vectors: np.ndarray,  # (n_difficult, dim), unit-norm rows
+    pool_ids: Sequence[str],
+    pool_vectors: np.ndarray,  # (n_pool, dim), unit-norm rows
+    *,
+    k: int = 5,
+    budget: int,
+    seed: int,
+) -> list[Selected]:
+    """Embed-Sel baseline: the k nearest pool items (cosine) to each difficult item;
+    ties go to the earlier pool item. The fill is uniform over the pool."""
+    _check(budget=budget, k=k)
+    difficult_vectors, pool_vectors = np.atleast_2d(difficult_vectors), np.atleast_2d(pool_vectors)
+    if len(difficult_ids) != len(difficult_vectors) or len(pool_ids) != len(pool_vectors):
+        raise ValueError(
+            f"embed_sel: {len(difficult_ids)} difficult ids for {len(difficult_vectors)} vectors, "
+            f"{len(pool_ids)} pool ids for {len(pool_vectors)} vectors; pass one vector per id"
+        )
+    if not difficult_ids:
+        return uniform(pool_ids, budget=budget, seed=seed)
+    similarity = difficult_vectors @ pool_vectors.T  # (n_difficult, n_pool)
+    picked: dict[str, Selected] = {}
+    for cause, row in zip(difficult_ids, similarity):
+        for j in np.argsort(-row, kind="stable")[:k]:
+            picked.setdefault(pool_ids[j], Selected(pool_ids[j], "", cause, "embed"))
+    rng = random.Random(seed)
+    deck = _Deck(pool_ids, rng, set(picked))
+    return _fit(list(picked.values()), budget, rng, lambda n: [Selected(deck.draw(), "", "", "fill") for _ in range(n)])
+
+
+def mix(
+    first: Sequence[Selected], second: Sequence[Selected], *, budget: int, share_first: float = 0.5
+) -> list[Selected]:
+    """`budget` examples, `share_first` of them from the head of `first`, the rest from
+    the head of `second` (STAT-Sel + STAT-Syn). When one side is short, the other
+    makes up the difference; fewer than `budget` only when both together are short."""
+    _check(budget=budget)
+    if not 0.0 <= share_first <= 1.0:
+        raise ValueError(f"mix share_first must be in [0, 1], got {share_first}")
+    n_first = min(round(budget * share_first), len(first))
+    n_second = min(budget - n_first, len(second))
+    n_first = min(budget - n_second, len(first))
+    return list(first[:n_first]) + list(second[:n_second])
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+class _Deck:
+    """Draws ids without replacement, skipping ids already `used` (shared between decks so
+    a multi-label item is not drawn twice by two skills); once empty, reshuffles every id
+    and draws again, repeats allowed."""
+
+    def __init__(self, ids: Iterable[str], rng: random.Random, used: set[str]) -> None:
+        self.ids, self.rng, self.used = list(dict.fromkeys(ids)), rng, used
+        self.cards = rng.sample(self.ids, len(self.ids))
+        self.fresh = True
+
+    def draw(self) -> str:
+        while self.fresh and self.cards and self.cards[-1] in self.used:
+            self.cards.pop()
+        if not self.cards:
+            self.fresh = False
+            self.cards = self.rng.sample(self.ids, len(self.ids))
+        card = self.cards.pop()
+        self.used.add(card)
+        return card
+
+
+def _fit(
+    picked: list[Selected], budget: int, rng: random.Random, fill: Callable[[int], list[Selected]]
+) -> list[Selected]:
+    """Exactly `budget`: a seeded subset of the picks (kept in pick order), or all picks and a fill."""
+    if len(picked) >= budget:
+        return [picked[i] for i in sorted(rng.sample(range(len(picked)), budget))]
+    return picked + fill(budget - len(picked))
+
+
+def _check(*, budget: int, k: int = 1) -> None:
+    if budget < 1:
+        raise ValueError(f"training budget must be >= 1 example (steps x batch size), got {budget}")
+    if k < 1:
+        raise ValueError(f"k (items per difficult item / pair) must be >= 1, got {k}")
