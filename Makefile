@@ -1,5 +1,5 @@
 # Two commands on a fresh machine:
-#   make run    installs, then profiles the embedded default (real SmolLM2 student, no network)
+#   make run    installs, then runs the STAT loop on the embedded default (real SmolLM2 student, no network)
 #   make test   installs, then runs the whole test suite (loopback-only network where permitted)
 
 VENV ?= .venv
@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
-	$(VENV)/bin/sgi profile
+	$(VENV)/bin/sgi run
 
 test: install
 	@if unshare -n true 2>/dev/null; then \
@@ -38,3 +38,4 @@ test-fast: install
 bench: install
 	$(PY) bench/bench_msp.py
 	$(PY) bench/bench_inference.py
+	$(PY) bench/bench_profile.py

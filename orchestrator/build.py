@@ -55,27 +55,17 @@ def torch_threads(cfg: RunConfig) -> int:
 
 
 def warmup_args(cfg: RunConfig) -> dict[str, Any]:
-    """Hyper-parameters of `workers.trainer.train_lora` for the warm-up SFT."""
+    """Hyper-parameters of `workers.trainer.train_lora` for the warm-up SFT (its cache key too)."""
     w = cfg.warmup
-    return {
-        "system_prompt": cfg.student.system_prompt,
-        "steps": w.steps,
-        "batch_size": w.batch_size,
-        "lr": w.lr,
-        "lora_r": w.lora_r,
-        "seed": cfg.seed,
-    }
+    return _trainer_args(cfg, w.steps, w.batch_size, w.lr, w.lora_r)
 
 
 def train_args(cfg: RunConfig) -> dict[str, Any]:
     """Hyper-parameters of `workers.trainer.train_lora` for a round's fine-tune."""
     t = cfg.train
-    return {
-        "system_prompt": cfg.student.system_prompt,
-        "steps": t.steps,
-        "batch_size": t.batch_size,
-        "lr": t.lr,
-        "lora_r": t.lora_r,
-        "full_finetune": t.full_finetune,
-        "seed": cfg.seed,
-    }
+    return {**_trainer_args(cfg, t.steps, t.batch_size, t.lr, t.lora_r), "full_finetune": t.full_finetune}
+
+
+def _trainer_args(cfg: RunConfig, steps: int, batch_size: int, lr: float | None, lora_r: int) -> dict[str, Any]:
+    return {"system_prompt": cfg.student.system_prompt, "steps": steps, "batch_size": batch_size, "lr": lr,
+            "lora_r": lora_r, "seed": cfg.seed}

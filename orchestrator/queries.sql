@@ -85,3 +85,11 @@ SELECT skill, items, correct, accuracy FROM skill_evals WHERE round = ? AND spli
 
 -- name: synthesized_counts
 SELECT count(*) AS candidates, count(*) FILTER (WHERE kept) AS kept FROM synthesized WHERE round = ?;
+
+-- name: test_floor
+-- Accuracy of always answering each skill's most common reference answer on the test split.
+WITH per_answer AS (
+    SELECT s.skill, i.answer, count(*) AS n
+    FROM items i JOIN item_skills s USING (item_id) WHERE i.split = 'test' GROUP BY s.skill, i.answer
+)
+SELECT sum(top) / sum(total) FROM (SELECT skill, max(n) AS top, sum(n) AS total FROM per_answer GROUP BY skill);

@@ -269,6 +269,10 @@ class Store:
     def synthesized_counts(self, round_: int) -> tuple[int, int]:
         return self._query("synthesized_counts", [round_])[0]
 
+    def test_floor(self) -> float | None:
+        """The trivial majority-answer baseline on the test split (per skill, pooled)."""
+        return self._query("test_floor")[0][0]
+
     def counts(self) -> dict[str, int]:
         return dict(self._query("counts"))
 

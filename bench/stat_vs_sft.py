@@ -1,0 +1,90 @@
+"""Does skill targeting beat plain SFT? Every strategy from the same warm-up, same budget.
+
+    .venv/bin/python bench/stat_vs_sft.py                                   # 4 strategies x 2 rounds x 3 seeds
+    .venv/bin/python bench/stat_vs_sft.py --seeds 0 --rounds 1 --strategies uniform stat-sel
+
+Each (strategy, seed) is one real `sgi run` (subprocess) on the embedded default; with
+`--rounds 2` the table shows round 1 and round 2 of the same run. Warm-ups are cached per
+seed, so strategies of one seed share theirs. Prints mean and standard error over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from sgi.orchestrator.store import Store
+
+STRATEGIES = ["uniform", "embed-sel", "stat-sel", "stat-syn"]
+
+
+def run_one(out: Path, strategy: str, seed: int, rounds: int, extra: list[str]) -> tuple[list[tuple], float, float]:
+    name = f"{strategy}-s{seed}"
+    sets = [f"name={name}", f"runs_dir={out}", f"seed={seed}", f"loop.strategy={strategy}", f"loop.rounds={rounds}", *extra]
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "sgi.orchestrator", "run", "--quiet",
+                    *[a for s in sets for a in ("--set", s)]], check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    store = Store(out / name / "sgi.duckdb", read_only=True)
+    try:
+        return store.round_summary(), store.test_floor(), wall
+    finally:
+        store.close()
+
+
+def mean_se(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) / len(values) ** 0.5:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--strategies", nargs="+", default=STRATEGIES)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    parser.add_argument("--set", dest="extra", action="append", default=[], help="config override for every run")
+    args = parser.parse_args()
+
+    rows: dict[tuple[str, int], list[tuple]] = defaultdict(list)  # (strategy, round) -> per-seed summaries
+    walls: dict[str, list[float]] = defaultdict(list)
+    floors = []
+    for seed in args.seeds:
+        for strategy in args.strategies:
+            summary, floor, wall = run_one(args.out, strategy, seed, args.rounds, args.extra)
+            floors.append(floor)
+            walls[strategy].append(wall)
+            for row in summary:
+                key = ("warm-up student", -1) if row[0] < 0 else (strategy, row[0])
+                if row[0] >= 0 or strategy == args.strategies[0]:
+                    rows[key].append(row)
+            print(f"done {strategy} seed {seed} in {wall:.0f} s", file=sys.stderr)
+
+    table = Table(title=f"held-out accuracy, seeds {args.seeds}, mean ± standard error")
+    for col in ("strategy", "after round", "test", "weakest third (round 0)", "general", "train items", "wall s / run"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    table.add_row("majority-answer floor", "", mean_se(floors), "", "", "", "")
+    for (strategy, round_), summaries in sorted(rows.items(), key=lambda kv: (kv[0][1] >= 0, kv[0][0], kv[0][1])):
+        table.add_row(
+            strategy, "-" if round_ < 0 else str(round_ + 1),
+            mean_se([s[1] for s in summaries]), mean_se([s[2] for s in summaries if s[2] is not None]),
+            mean_se([s[3] for s in summaries if s[3] is not None]),
+            str(sum(s[4] for s in summaries) // len(summaries)),
+            "" if round_ < 0 else f"{statistics.mean(walls[strategy]):.0f}",
+        )
+    Console(width=140).print(table)
+
+
+if __name__ == "__main__":
+    main()
