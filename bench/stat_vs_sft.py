@@ -63,7 +63,8 @@ def main() -> None:
     for seed in args.seeds:
         for strategy in args.strategies:
             summary, floor, wall = run_one(args.out, strategy, seed, args.rounds, args.extra)
-            floors.append(floor)
+            if strategy == args.strategies[0]:
+                floors.append(floor)  # the same test split for every strategy of a seed
             walls[strategy].append(wall)
             for row in summary:
                 key = ("warm-up student", -1) if row[0] < 0 else (strategy, row[0])
