@@ -153,7 +153,10 @@ class Session:
         return self._embedder
 
     def student(self, model_path: Path) -> Any:
-        """The student engine for `model_path`; the previous one is released first."""
+        """The student engine for `model_path`, loaded on first use (the previous one is released)."""
+        return actors.Lazy(lambda: self._load_student(model_path))
+
+    def _load_student(self, model_path: Path) -> Any:
         if self._student and self._student[0] == model_path:
             return self._student[1]
         from sgi.workers.student import TransformersStudent

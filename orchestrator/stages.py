@@ -119,10 +119,9 @@ def evaluate(ctx: Context, round_: int, student: Any) -> str:
     done = ctx.store.evaluated_ids(round_)
     title = "warm-up student: held-out" if round_ == SETUP_ROUND else f"round {round_}: held-out eval"
     _answer(ctx, title, items, done, student, 0, lambda scored: ctx.store.add_evals(round_, scored))
-    summary = {r[0]: r for r in ctx.store.round_summary()}.get(round_)
-    if summary is None or summary[1] is None:
-        return f"{len(items)} items"
-    return f"test {summary[1]:.3f}, general {summary[3]:.3f}" if summary[3] is not None else f"test {summary[1]:.3f}"
+    row = next((r for r in ctx.store.round_summary() if r[0] == round_), None)
+    scores = [f"{split} {acc:.3f}" for split, acc in (("test", row[1]), ("general", row[3])) if acc is not None] if row else []
+    return ", ".join(scores) or f"{len(items)} items"
 
 
 def _answer(ctx: Context, title: str, items: Sequence[Item], done: set[str], student: Any, samples: int,

@@ -99,6 +99,7 @@ def test_repeated_command_skips_finished_stages_and_adds_nothing(run):
     again = sgi("profile", *overrides(tmp), cwd=tmp)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("done earlier, skipped") == 7
+    assert "loading the student" not in again.stderr  # skipped stages never load a model
     store = Store(path, read_only=True)
     assert store.counts() == before
     store.close()

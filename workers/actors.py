@@ -47,6 +47,19 @@ class Remote:
         return self.handle.call.remote(method, *args, **kwargs)
 
 
+class Lazy:
+    """An engine built on first use, so a stage the ledger skips never loads a model."""
+
+    def __init__(self, build: Callable[[], Any]):
+        self._build = build
+        self._engine: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._engine is None:
+            self._engine = self._build()
+        return getattr(self._engine, name)
+
+
 def spawn(
     factory: Callable[..., Any],
     kwargs: dict[str, Any],
