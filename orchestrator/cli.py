@@ -24,6 +24,8 @@ from rich.table import Table
 from sgi.orchestrator.config import ConfigError, load_config
 from sgi.orchestrator.progress import Reporter
 from sgi.orchestrator.store import Store, StoreError
+from sgi.skills.tasks.files import TaskDataError
+from sgi.workers.models import ModelNotFoundError
 
 app = typer.Typer(
     help="Skill-targeted adaptive training: find the skills a student model is missing.",
@@ -161,7 +163,8 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
-USER_ERRORS = (ConfigError, StoreError, ValueError, FileNotFoundError)
+# User mistakes only; anything else is a bug and keeps its traceback.
+USER_ERRORS = (ConfigError, StoreError, TaskDataError, ModelNotFoundError, FileNotFoundError)
 
 
 def main() -> None:

@@ -75,6 +75,9 @@ class Session:
         if self.use_ray:
             self.reporter.note("starting Ray" + (f" at {cfg.ray.address}" if cfg.ray.address else " (local)"))
             actors.start_ray(cfg.ray.address, cfg.ray.num_cpus)
+        from sgi.workers.models import resolve_student
+
+        self.base_model = resolve_student(cfg.student.model)  # a wrong model path fails before any work
         store = self._spawn(Store, {"path": (cfg.run_dir / STORE_FILE).resolve()})
         store.record_run(cfg.name, dump_config(cfg))
         teacher = self._spawn(make_teacher, build.teacher_args(cfg))
@@ -108,9 +111,9 @@ class Session:
 
     def warmup(self) -> Path:
         """The student's model folder: the base model, or its cached warm-up SFT."""
-        from sgi.workers.models import cache_root, resolve_student
+        from sgi.workers.models import cache_root
 
-        base = resolve_student(self.cfg.student.model)
+        base = self.base_model
         if not self.cfg.warmup.enabled:
             return base
         examples = stages.warmup_examples(self.ctx)

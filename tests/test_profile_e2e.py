@@ -165,3 +165,22 @@ def test_file_task_with_embed_teacher_inline(tmp_path):
         assert len(events) == 1 and "skipped row 37" in events[0] and "answer" in events[0]
     finally:
         store.close()
+
+
+def test_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path):
+    runs = tmp_path / "runs"
+    result = sgi("profile", "--set", "student.model=/no/such/model", "--set", f"runs_dir={runs}",
+                 "--set", "ray.enabled=false", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "student model '/no/such/model' does not exist" in result.stderr
+    assert not runs.exists()  # failed before any work
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"q": "What is 1 + 1?", "a": "2"}\n{"q": "no answer here"}\n')
+    result = sgi("profile", "--set", "task.kind=file", "--set", f"task.file={{path: {data}, fields: {{question: q, answer: a}}}}",
+                 "--set", f"runs_dir={runs}", "--set", "ray.enabled=false", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{data}, line 2: missing field 'answer'" in result.stderr
+    store = Store(runs / "default" / "sgi.duckdb", read_only=True)
+    assert store.counts()["items"] == 0 and not store.stage_done(-1, "task")  # nothing half-written
+    store.close()
