@@ -291,10 +291,11 @@ def synthesize(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]]) -> l
             references = [items[i] for i in sorted(real_by_skill.get(skill, ()))[:3]]
             if references:
                 seed = cfg.seed * 100_003 + round_ * 10_007 + n
-                for c in ctx.teacher.synthesize(skill, references, count, seed, avoid=known):
-                    ok = synthesis.keep(c) and c.item.question not in known
-                    rows.append((c, skill, cause, ok))
-                    if ok:
+                written = ctx.teacher.synthesize(skill, references, count, seed, avoid=known)
+                kept = {c.item.item_id for c in synthesis.novel([c for c in written if synthesis.keep(c)], known)}
+                for c in written:
+                    rows.append((c, skill, cause, c.item.item_id in kept))
+                    if c.item.item_id in kept:
                         known.add(c.item.question)
                         kept_items.append(c.item)
                         chosen.append(selection.Selected(c.item.item_id, skill, cause, "synthetic"))

@@ -24,9 +24,6 @@ class EngineHost:
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self.engine, method)(*args, **kwargs)
 
-    def pid(self) -> int:
-        return os.getpid()
-
 
 class Remote:
     """Synchronous proxy for an `EngineHost` actor."""
