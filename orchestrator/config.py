@@ -113,6 +113,7 @@ class TrainConfig(Section):
     lr: float | None = Field(None, gt=0, description="None = 5e-4 for LoRA, 5e-5 for a full fine-tune")
     lora_r: int = Field(16, ge=1)
     full_finetune: bool = False
+    state_every: int = Field(10, ge=0, description="save resumable trainer state every N steps (0 = never)")
 
     @property
     def budget(self) -> int:
@@ -123,6 +124,7 @@ class RayConfig(Section):
     enabled: bool = Field(True, description="False = run every engine in this process (debugging)")
     address: str | None = Field(None, description="None = start a local in-process cluster")
     num_cpus: int | None = Field(None, ge=1, description="None = all cores of this machine")
+    max_restarts: int = Field(2, ge=0, description="a killed engine actor is restarted and its call retried this often")
 
 
 class RunConfig(Section):
