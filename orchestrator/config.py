@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -37,6 +37,33 @@ class FileTaskConfig(Section):
     fields: dict[str, str] = Field(default_factory=lambda: {"question": "question", "answer": "answer"})
     answer_kind: Literal["number", "math", "text"] = "math"
     on_bad_row: Literal["error", "skip"] = "error"
+    skills: list[str] | None = Field(
+        None, description="the allowed skill catalogue: a row whose skills column names another is bad; "
+                          "None = the supplied labels are the catalogue",
+    )
+
+    @model_validator(mode="after")
+    def _check_fields_and_skills(self) -> FileTaskConfig:
+        known = ("question", "answer", "id", "skills", "split")
+        unknown = [key for key in self.fields if key not in known]
+        if unknown:
+            raise ValueError(f"fields: unknown key(s) {', '.join(unknown)}; use some of {', '.join(known)}")
+        for key in ("question", "answer"):
+            if not str(self.fields.get(key) or "").strip():
+                raise ValueError(f"fields: '{key}' is required (the file's column for it, e.g. fields.{key}: {key})")
+        if self.skills is not None and "skills" not in self.fields:
+            raise ValueError("skills lists the allowed labels of the skills column; map it with fields.skills")
+        return self
+
+    @field_validator("skills")
+    @classmethod
+    def _skill_names(cls, skills: list[str] | None) -> list[str] | None:
+        if skills is None:
+            return None
+        names = [name.strip() for name in skills]
+        if not names or "" in names:
+            raise ValueError("give a non-empty list of skill names, or leave it out")
+        return list(dict.fromkeys(names))
 
 
 class TaskConfig(Section):

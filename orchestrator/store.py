@@ -52,13 +52,20 @@ class Store:
             raise StoreError(f"{self.path}: no run store here (is this a run directory?)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # e.g. a read-only file system
+            raise StoreError(f"{self.path.parent}: cannot create the run directory ({err.strerror})") from None
+        created = not self.path.exists()
+        try:
             self.db = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as err:
+            if not read_only:
+                self._migrate()
+        except (duckdb.IOException, duckdb.TransactionException) as err:  # a full disk fails the first commit
+            if hasattr(self, "db"):
+                self.db.close()
+            if created:  # leave no half-made store behind
+                for leftover in (self.path, self.path.with_name(self.path.name + ".wal")):
+                    leftover.unlink(missing_ok=True)
             raise StoreError(f"{self.path}: cannot open the run store ({err})") from None
-        except OSError as err:
-            raise StoreError(f"{self.path}: cannot create the run directory ({err.strerror})") from None
-        if not read_only:
-            self._migrate()
         self._check_version()
 
     def close(self) -> None:

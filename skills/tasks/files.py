@@ -5,10 +5,16 @@
 `fields` maps our names to the file's columns: question and answer are required; id,
 skills and split are optional. Without an id column an item's id is a hash of its
 question, and without a split column the id is hashed into pool/probe/test, so both are
-stable across runs and row reorderings. Bad rows raise one `TaskDataError` that names
-the file, the line (Parquet: the row index) and what to do; with `on_bad_row="skip"`
-they are left out and listed in `self.skipped`. `load_items` returns every good item or
-raises: nothing is ever half-loaded.
+stable across runs and row reorderings. `skills` (optional) is the allowed catalogue:
+a row naming any other skill is bad; without it the supplied labels are the catalogue.
+
+Bad input raises one `TaskDataError` that names the file, the line (Parquet: the row
+index) and what to do. Row problems (bad JSON line, missing or empty field, duplicate
+id, non-UTF-8 bytes, a question over MAX_QUESTION_BYTES, an unknown skill or split) are
+left out with `on_bad_row="skip"` and listed in `self.skipped`; file problems (empty
+file, missing column, unreadable Parquet or CSV) always raise. `load_items` returns
+every good item or raises: nothing is ever half-loaded. A second call on an unchanged
+file returns the first call's result without reading it again.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import json
 import math
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from difflib import get_close_matches
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +35,8 @@ from typing import Any
 from sgi.skills.answers import extract_answer
 from sgi.skills.records import SPLITS, Item
 
+# A question longer than this (UTF-8 bytes) is a bad row: no prompt that long fits a small
+# student's context, and it is almost always a broken export (a whole document in a cell).
 MAX_QUESTION_BYTES = 64 * 1024
 ANSWER_KINDS = ("number", "text", "math")
 DEFAULT_SPLIT_FRACTIONS = {"pool": 0.6, "probe": 0.2, "test": 0.2}
@@ -63,6 +72,7 @@ class FileTask:
         default_split_fractions: Mapping[str, float] | None = None,
         on_bad_row: str = "error",
         answer_kind: str = "text",
+        skills: Sequence[str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.name = name or self.path.stem
@@ -80,7 +90,10 @@ class FileTask:
         self.on_bad_row = on_bad_row
         self.answer_kind = answer_kind
         self.split_fractions = _check_fractions(default_split_fractions or DEFAULT_SPLIT_FRACTIONS)
+        self.allowed_skills = _check_catalogue(skills, self.fields)
+        self._allowed = frozenset(self.allowed_skills or ())
         self.skipped: list[tuple[int, str]] = []  # (line or row index, problem) of rows left out
+        self._loaded: tuple[tuple[int, int], list[Item], list[tuple[int, str]]] | None = None
 
     # -- Task protocol -------------------------------------------------------------
 
@@ -90,6 +103,13 @@ class FileTask:
             raise TaskDataError(self.path, None, f"unknown file type '{self.path.suffix}'; use one of {', '.join(_SUFFIXES)}")
         if not self.path.is_file():
             raise TaskDataError(self.path, None, "file not found; check the path (relative paths start at the working directory)")
+        stat = self.path.stat()
+        key = (stat.st_mtime_ns, stat.st_size)
+        if self._loaded and self._loaded[0] == key:
+            self.skipped = list(self._loaded[2])
+            return list(self._loaded[1])
+        if stat.st_size == 0:
+            raise TaskDataError(self.path, None, "the file is empty (0 bytes), no rows; add items (one question and answer per row)")
         rows = {"jsonl": self._jsonl_rows, "csv": self._csv_rows, "tsv": self._csv_rows, "parquet": self._parquet_rows}[fmt]()
         by_row_index = fmt == "parquet"
 
@@ -117,16 +137,18 @@ class FileTask:
             first_seen[item.item_id] = where
             items.append(item)
 
-        self.skipped = skipped
         if n_rows == 0:
-            raise TaskDataError(self.path, None, "the file has no rows; add items (one question and answer per row)")
+            what = {"jsonl": "only blank lines", "parquet": "0 rows"}.get(fmt, "only a header")
+            raise TaskDataError(self.path, None, f"the file has no rows ({what}); add items (one question and answer per row)")
         if not items:
             first = skipped[0]
             raise TaskDataError(
                 self.path, None,
                 f"all {len(skipped)} rows are bad, first at {_where(first[0], by_row_index)}: {first[1]}",
             )
-        return items
+        self.skipped = skipped
+        self._loaded = (key, items, skipped)
+        return list(items)
 
     def extract(self, item: Item, output: str) -> str:
         return extract_answer(output, "number" if self.answer_kind == "number" else "text")
@@ -145,8 +167,12 @@ class FileTask:
     def _item(self, row: Mapping[str, Any], where: int) -> Item:
         question = _text(row, self.fields["question"], "question", required=True)
         answer = _text(row, self.fields["answer"], "answer", required=True)
-        if len(question.encode("utf-8", "surrogateescape")) > MAX_QUESTION_BYTES:
-            raise _RowError(f"question is over {MAX_QUESTION_BYTES // 1024} KB; shorten it or drop the row")
+        size = len(question.encode("utf-8", "surrogateescape"))
+        if size > MAX_QUESTION_BYTES:
+            raise _RowError(
+                f"question is over {MAX_QUESTION_BYTES // 1024} KB ({size:,} bytes; the limit is "
+                f"MAX_QUESTION_BYTES = {MAX_QUESTION_BYTES:,} bytes of UTF-8); shorten it or drop the row"
+            )
         for key in ("question", "answer", "id", "skills", "split"):
             value = row.get(self.fields.get(key, ""))
             if isinstance(value, str) and _has_bad_bytes(value):
@@ -156,6 +182,10 @@ class FileTask:
         else:
             item_id = "q" + hashlib.sha256(question.encode("utf-8")).hexdigest()[:16]
         skills = _skills(row.get(self.fields["skills"])) if "skills" in self.fields else ()
+        if self.allowed_skills is not None:
+            for skill in skills:
+                if skill not in self._allowed:
+                    raise _RowError(_unknown_skill(skill, self.fields["skills"], self.allowed_skills))
         if "split" in self.fields:
             split = _text(row, self.fields["split"], "split", required=True).lower()
             if split not in SPLITS:
@@ -168,12 +198,17 @@ class FileTask:
         )
 
     def _jsonl_rows(self) -> Iterator[tuple[int, dict | _RowError]]:
+        offset = 0  # of the line's first byte in the file
         with self.path.open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
+                start, offset = offset, offset + len(raw)
                 try:
                     line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    yield number, _RowError("non-UTF-8 bytes; re-save the file as UTF-8")
+                except UnicodeDecodeError as bad:
+                    yield number, _RowError(
+                        f"non-UTF-8 byte 0x{raw[bad.start]:02x} at column {bad.start + 1} (file byte offset "
+                        f"{start + bad.start}); re-save the file as UTF-8"
+                    )
                     continue
                 line = line.lstrip("\ufeff") if number == 1 else line
                 if not line.strip():
@@ -191,6 +226,9 @@ class FileTask:
         # surrogateescape keeps undecodable bytes as marker characters, so one bad row can
         # be reported (or skipped) by its line instead of failing the whole file.
         text = self.path.read_bytes().decode("utf-8", "surrogateescape").lstrip("\ufeff")
+        # The default limit (128 KB a field) would make one over-long question an unreadable
+        # file; above it the row is still reported (or skipped) by the question limit.
+        csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
         reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if self.path.suffix.lower() == ".tsv" else ",")
         try:
             header = next(reader, None)
@@ -199,6 +237,8 @@ class FileTask:
         if header is None:
             return
         header = [column.strip() for column in header]
+        if any(_has_bad_bytes(column) for column in header):
+            raise TaskDataError(self.path, 1, "non-UTF-8 bytes in the header; re-save the file as UTF-8")
         self._check_columns(header, 1)
         end = reader.line_num
         while True:
@@ -315,6 +355,26 @@ def _skills(value: Any) -> tuple[str, ...]:
     else:
         raise _RowError(f"skills must be a list or a ';'/','-separated string, got {type(value).__name__}")
     return tuple(dict.fromkeys(part.strip() for part in parts if part.strip()))
+
+
+def _check_catalogue(skills: Sequence[str] | None, fields: Mapping[str, str]) -> tuple[str, ...] | None:
+    if skills is None:
+        return None
+    if isinstance(skills, str):
+        raise ValueError("FileTask skills must be a list of skill names, not one string")
+    names = tuple(dict.fromkeys(str(name).strip() for name in skills))
+    if not names or "" in names:
+        raise ValueError("FileTask skills must be a non-empty list of non-empty skill names (or None)")
+    if "skills" not in fields:
+        raise ValueError("FileTask skills (the allowed catalogue) needs a skills column: fields={'skills': ...}")
+    return names
+
+
+def _unknown_skill(skill: str, column: str, allowed: tuple[str, ...]) -> str:
+    close = get_close_matches(skill, allowed, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    shown = ", ".join(allowed[:12]) + (f", ... ({len(allowed)} in all)" if len(allowed) > 12 else "")
+    return f"unknown skill {skill!r} in column {column!r}; {hint}allowed (task.file.skills): {shown}"
 
 
 def _has_bad_bytes(text: str) -> bool:
