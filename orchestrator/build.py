@@ -14,7 +14,7 @@ def build_task(cfg: RunConfig) -> Task:
         from sgi.skills.tasks.files import FileTask
 
         f = cfg.task.file
-        return FileTask(f.path, f.fields, on_bad_row=f.on_bad_row, answer_kind=f.answer_kind)
+        return FileTask(f.path, f.fields, on_bad_row=f.on_bad_row, answer_kind=f.answer_kind, skills=f.skills)
     from sgi.skills.tasks import gym
 
     g = cfg.task.gym
@@ -64,6 +64,11 @@ def train_args(cfg: RunConfig) -> dict[str, Any]:
     """Hyper-parameters of `workers.trainer.train_lora` for a round's fine-tune."""
     t = cfg.train
     return {**_trainer_args(cfg, t.steps, t.batch_size, t.lr, t.lora_r), "full_finetune": t.full_finetune}
+
+
+def resume_args(cfg: RunConfig) -> dict[str, Any]:
+    """How a training call checkpoints and resumes; not part of a warm-up's cache key (no effect on weights)."""
+    return {"state_every": cfg.train.state_every, "resume": True}
 
 
 def _trainer_args(cfg: RunConfig, steps: int, batch_size: int, lr: float | None, lora_r: int) -> dict[str, Any]:

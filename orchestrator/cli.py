@@ -7,24 +7,32 @@
     sgi profile examples/arith.yaml   # the same, from a config file
     sgi profile --set student.batch_size=8 --set name=small
     sgi status runs/default           # what a run holds: skills, rounds, stage status
+    sgi resume runs/default           # continue a killed or stopped run from where it stopped
+    sgi run --force-from 1:train      # redo round 1's training and everything after it
+
+Ctrl-C (or SIGTERM) stops after the current batch, which is saved; a second Ctrl-C aborts.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sgi.orchestrator.config import ConfigError, load_config
-from sgi.orchestrator.progress import Reporter
+from sgi.orchestrator.progress import Reporter, StopRequested
+from sgi.orchestrator.rundir import parse_stage
 from sgi.orchestrator.store import Store, StoreError
 from sgi.skills.tasks.files import TaskDataError
+from sgi.workers.actors import EngineDied
 from sgi.workers.models import ModelNotFoundError
 
 app = typer.Typer(
@@ -38,19 +46,84 @@ console = Console() if sys.stdout.isatty() else Console(width=120)
 
 ConfigArg = Annotated[Optional[Path], typer.Argument(help="YAML config; omit for the embedded default.")]
 SetOpt = Annotated[list[str], typer.Option("--set", help="Override a config key, e.g. --set student.batch_size=8.")]
+QuietOpt = Annotated[bool, typer.Option(help="No progress bars (same as --progress quiet).")]
+ProgressOpt = Annotated[str, typer.Option(help="bars, json (one JSON line per batch and stage, on stderr) or quiet.")]
+ForceOpt = Annotated[Optional[str], typer.Option(
+    "--force-from", help="Redo from this stage on purpose: STAGE (round 0), ROUND:STAGE or setup:STAGE.")]
 
 
 @app.command()
-def run(config: ConfigArg = None, set_: SetOpt = [], quiet: bool = typer.Option(False, help="No progress bars.")):
+def run(config: ConfigArg = None, set_: SetOpt = [], quiet: QuietOpt = False, progress: ProgressOpt = "bars",
+        force_from: ForceOpt = None):
     """The whole STAT loop: profile the student, build each round's training set with the
-    configured strategy, train from the current checkpoint, evaluate per skill."""
+    configured strategy, train from the current checkpoint, evaluate per skill. On an
+    existing run directory it continues where the run stopped."""
+    _run_loop(load_config(config, set_), quiet, progress, force_from)
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/default.")],
+    set_: SetOpt = [], quiet: QuietOpt = False, progress: ProgressOpt = "bars", force_from: ForceOpt = None,
+):
+    """Continue a killed or stopped run with the config stored in it: finished stages are
+    skipped, an interrupted one continues from its last committed batch or training state."""
+    from sgi.orchestrator.loop import STORE_FILE
+
+    store = Store(run_dir / STORE_FILE, read_only=True)
+    try:
+        info = store.run_info()
+    finally:
+        store.close()
+    if info is None:
+        raise StoreError(f"{run_dir}: the store holds no run config; start it with `sgi run`")
+    placed = [f"runs_dir={run_dir.parent}", f"name={run_dir.name}"]
+    _run_loop(load_config(None, placed + list(set_), stored=info[1]), quiet, progress, force_from)
+
+
+def _run_loop(cfg: Any, quiet: bool, progress: str, force_from: str | None) -> None:
     from sgi.orchestrator import loop
 
-    cfg = load_config(config, set_)
+    reporter = _reporter(quiet, progress)
     console.print(f"run [bold]{cfg.name}[/bold] in {cfg.run_dir}  (strategy {cfg.loop.strategy}, "
                   f"{cfg.loop.rounds} rounds, {cfg.train.steps} steps x {cfg.train.batch_size} per round)")
-    rows = loop.run(cfg, Reporter(quiet=quiet))
+    with stop_on_signals(reporter):
+        rows = loop.run(cfg, reporter, parse_stage(force_from) if force_from else None)
     console.print(summary_table(rows, title=f"per round ({cfg.run_dir / loop.STORE_FILE})"))
+
+
+def _reporter(quiet: bool, progress: str) -> Reporter:
+    if progress not in ("bars", "json", "quiet"):
+        raise ConfigError(f"--progress {progress!r}: expected bars, json or quiet")
+    return Reporter(mode="quiet" if quiet else progress)  # type: ignore[arg-type]
+
+
+class stop_on_signals:
+    """SIGINT/SIGTERM ask the reporter to stop after the current batch; a second one aborts."""
+
+    def __init__(self, reporter: Reporter):
+        self.reporter = reporter
+        self.signum: int | None = None
+
+    def __enter__(self) -> stop_on_signals:
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        if exc_type is StopRequested:
+            Console(stderr=True).print(f"[yellow]stopped:[/yellow] {exc}; finished work is saved. "
+                                       "Continue with `sgi resume <run dir>`.", highlight=False)
+            raise SystemExit(128 + (self.signum or signal.SIGINT))
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.reporter.stop.is_set():
+            raise KeyboardInterrupt
+        self.signum = signum
+        self.reporter.stop.set()
+        Console(stderr=True).print(f"{signal.Signals(signum).name}: stopping after the current batch "
+                                   "(send it again to abort)", highlight=False)
 
 
 @app.command()
@@ -99,15 +172,17 @@ def summary_table(rows: list[tuple], title: str) -> Table:
 
 
 @app.command()
-def profile(config: ConfigArg = None, set_: SetOpt = [], quiet: bool = typer.Option(False, help="No progress bars.")):
+def profile(config: ConfigArg = None, set_: SetOpt = [], quiet: QuietOpt = False, progress: ProgressOpt = "bars"):
     """Label the task's skills, let the student answer the probe split, diagnose its
     failures, and print the Missing-Skill-Profile (worst skill first)."""
     from sgi.orchestrator import loop
 
     cfg = load_config(config, set_)
+    reporter = _reporter(quiet, progress)
     console.print(f"run [bold]{cfg.name}[/bold] in {cfg.run_dir}  (task {cfg.task.kind}, "
                   f"student {cfg.student.model}, teacher {cfg.teacher.kind})")
-    rows = loop.profile(cfg, Reporter(quiet=quiet))
+    with stop_on_signals(reporter):
+        rows = loop.profile(cfg, reporter)
     console.print(msp_table(rows, title=f"Missing-Skill-Profile, round 0 ({cfg.run_dir / loop.STORE_FILE})"))
 
 
@@ -173,5 +248,13 @@ def main() -> None:
     try:
         app()
     except USER_ERRORS as err:
-        Console(stderr=True).print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        _print_error(err)
         raise SystemExit(2) from None
+    except EngineDied as err:  # the run is resumable; the message says how
+        _print_error(err)
+        raise SystemExit(3) from None
+
+
+def _print_error(err: Exception) -> None:
+    """One line; the message quotes user data, so rich must not read it as markup or emoji."""
+    Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True, emoji=False)

@@ -181,9 +181,12 @@ class RunConfig(Section):
         return self.runs_dir / self.name
 
 
-def load_config(path: Path | None = None, overrides: list[str] = ()) -> RunConfig:
-    """Defaults, then the YAML file, then dotted `key=value` overrides (values parsed as YAML)."""
-    data: dict[str, Any] = _read_yaml(path) if path else {}
+def load_config(path: Path | None = None, overrides: list[str] = (), stored: str | None = None) -> RunConfig:
+    """Defaults, then the YAML file (or a run's `stored` config), then dotted `key=value` overrides.
+
+    Override values are parsed as YAML.
+    """
+    data: dict[str, Any] = _read_yaml(path) if path else (yaml.safe_load(stored) or {}) if stored else {}
     for override in overrides:
         key, sep, raw = override.partition("=")
         if not sep or not key.strip():

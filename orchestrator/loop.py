@@ -4,30 +4,34 @@
     sgi run examples/arith.yaml      # the same from a config file
     sgi profile                      # only the measuring half (round 0's profile)
     sgi status runs/default          # what the run holds
+    sgi resume runs/default          # continue a killed or stopped run where it stopped
 
-Every stage is recorded in the store's ledger; a repeated command skips finished stages.
+Every stage is recorded in the store's ledger; a repeated command skips finished stages,
+and an interrupted stage continues from its last committed batch.
 """
 
 from __future__ import annotations
 
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sgi.orchestrator import build, stages
+from sgi.orchestrator import build, rundir, stages
 from sgi.orchestrator.config import RunConfig, dump_config
-from sgi.orchestrator.progress import Reporter
-from sgi.orchestrator.store import SETUP_ROUND, Store
+from sgi.orchestrator.progress import Reporter, StopRequested
+from sgi.orchestrator.store import SETUP_ROUND, Store, StoreError
 from sgi.workers import actors
 from sgi.workers.teachers import make_teacher
 
 STORE_FILE = "sgi.duckdb"
 
 
-def run(cfg: RunConfig, reporter: Reporter) -> list[tuple]:
+def run(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None = None) -> list[tuple]:
     """The whole loop; returns the per-round summary (round, test, weakest third, general, examples, s)."""
-    with Session(cfg, reporter) as s:
+    with Session(cfg, reporter, force_from) as s:
         model = setup(s)
         s.stage(SETUP_ROUND, "evaluate", stages.evaluate, SETUP_ROUND, s.student(model))  # the starting point
         for r in range(cfg.loop.rounds):
@@ -38,9 +42,9 @@ def run(cfg: RunConfig, reporter: Reporter) -> list[tuple]:
         return s.ctx.store.round_summary()  # 5. all of it is in DuckDB
 
 
-def profile(cfg: RunConfig, reporter: Reporter) -> list[tuple]:
+def profile(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None = None) -> list[tuple]:
     """Only the measuring half: set-up and round 0's Missing-Skill-Profile."""
-    with Session(cfg, reporter) as s:
+    with Session(cfg, reporter, force_from) as s:
         profile_round(s, 0, s.student(setup(s)))
         return s.ctx.store.profile(0)
 
@@ -59,11 +63,15 @@ def profile_round(s: Session, r: int, student: Any) -> None:
 
 
 class Session:
-    """A run's engines and store: on Ray actors (default) or inline, released on exit."""
+    """A run's lock, engines and store: on Ray actors (default) or inline, released on exit.
 
-    def __init__(self, cfg: RunConfig, reporter: Reporter):
+    A fresh run that fails before finishing its first stage leaves no directory behind.
+    """
+
+    def __init__(self, cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None = None):
         self.cfg = cfg
         self.reporter = reporter
+        self.force_from = force_from
         self.use_ray = cfg.ray.enabled
         self.engines: list[Any] = []
         self._student: tuple[Path, Any] | None = None
@@ -72,27 +80,72 @@ class Session:
 
     def __enter__(self) -> Session:
         cfg = self.cfg
-        if self.use_ray:
-            self.reporter.note("starting Ray" + (f" at {cfg.ray.address}" if cfg.ray.address else " (local)"))
-            actors.start_ray(cfg.ray.address, cfg.ray.num_cpus)
+        self.fresh = not cfg.run_dir.exists()
+        self.lock = rundir.RunLock(cfg.run_dir).__enter__()
+        try:
+            self._open()
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def _open(self) -> None:
+        cfg = self.cfg
+        if self.lock.previous:
+            self.reporter.note(f"[yellow]{cfg.run_dir} was left locked by pid {self.lock.previous.get('pid')} "
+                               f"({self.lock.previous.get('command')}), which is gone; taking over[/yellow]")
         from sgi.workers.models import resolve_student
 
         self.base_model = resolve_student(cfg.student.model)  # a wrong model path fails before any work
-        store = self._spawn(Store, {"path": (cfg.run_dir / STORE_FILE).resolve()})
-        store.record_run(cfg.name, dump_config(cfg))
-        teacher = self._spawn(make_teacher, build.teacher_args(cfg))
+        if self.use_ray:
+            self.reporter.note("starting Ray" + (f" at {cfg.ray.address}" if cfg.ray.address else " (local)"))
+            actors.start_ray(cfg.ray.address, cfg.ray.num_cpus)
+        store = self._spawn("store", Store, {"path": (cfg.run_dir / STORE_FILE).resolve()})
+        self._reconcile_config(store)
+        teacher = self._spawn("teacher", make_teacher, build.teacher_args(cfg))
         self.ctx = stages.Context(cfg=cfg, task=build.build_task(cfg), store=store, teacher=teacher,
                                   reporter=self.reporter)
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def _reconcile_config(self, store: Any) -> None:
+        """Store the config of a new run; for an existing one, accept only changes that alter nothing done."""
+        config_yaml = dump_config(self.cfg)
+        stored = store.run_info()
+        if stored is None:
+            if self.force_from:
+                raise StoreError(f"{self.cfg.run_dir}: --force-from needs an existing run, and this one is new")
+            store.record_run(self.cfg.name, config_yaml)
+            return
+        changes = rundir.changed_fields(stored[1], config_yaml)
+        started = store.started_stages()
+        if self.force_from:
+            start = rundir.position(*self.force_from)
+            redo = [s for s in started if rundir.position(*s) >= start]
+            store.reset_stages(redo)
+            for round_, stage in redo:
+                if stage == "train":  # a half-trained state under other settings must not be resumed
+                    shutil.rmtree(self._checkpoint_dir(round_).with_name(f"round-{round_}.state"), ignore_errors=True)
+            self.reporter.note(f"redoing {len(redo)} stages from {self.force_from[1]}"
+                               f"{'' if self.force_from[0] < 0 else f' of round {self.force_from[0]}'}")
+        else:
+            rundir.check_config(self.cfg.run_dir, changes, started)
+        if changes:
+            store.update_config(config_yaml)
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        finished_any = False
         if hasattr(self, "ctx"):
+            finished_any = any(status == "done" for _, _, status, *_ in self.ctx.store.ledger())
             self.ctx.store.close()
         for engine in self.engines:
             actors.stop(engine)
+        self.lock.__exit__(exc_type, *exc)
+        if exc_type is not None and self.fresh and not finished_any:
+            shutil.rmtree(self.cfg.run_dir, ignore_errors=True)  # nothing done: leave nothing half-written
 
-    def _spawn(self, factory: Callable[..., Any], kwargs: dict[str, Any], num_cpus: float = 0, **options: Any) -> Any:
-        engine = actors.spawn(factory, kwargs, use_ray=self.use_ray, num_cpus=num_cpus, **options)
+    def _spawn(self, role: str, factory: Callable[..., Any], kwargs: dict[str, Any], num_cpus: float = 0,
+               **options: Any) -> Any:
+        engine = actors.spawn(factory, kwargs, use_ray=self.use_ray, role=role, num_cpus=num_cpus,
+                              max_restarts=self.cfg.ray.max_restarts, **options)
         self.engines.append(engine)
         return engine
 
@@ -103,10 +156,17 @@ class Session:
         if store.stage_done(round_, name):
             self.reporter.note(f"[dim]{label} {name}: done earlier, skipped[/dim]")
             return
+        self.reporter.check_stop()  # a stop asked for between stages takes effect here
         store.start_stage(round_, name)
+        self.reporter.event(event="stage", round=round_, stage=name, status="running")
         start = time.perf_counter()
-        detail = fn(self.ctx, *args)
+        try:
+            detail = fn(self.ctx, *args)
+        except actors.EngineDied as err:
+            raise actors.EngineDied(f"{label} {name}: {err}; finished batches are saved, resume with "
+                                    f"`sgi resume {self.cfg.run_dir}`") from err
         store.finish_stage(round_, name, detail)
+        self.reporter.event(event="stage", round=round_, stage=name, status="done")
         self.reporter.note(f"{label} {name}: {detail} [dim]({time.perf_counter() - start:.1f} s)[/dim]")
 
     def warmup(self) -> Path:
@@ -127,21 +187,27 @@ class Session:
     def _train_warmup(self, ctx: stages.Context, base: Path, examples: list, args: dict, out: Path) -> str:
         if (out / "merged").is_dir():
             return f"cached at {out}"
-        with self.reporter.bar("warm-up SFT (LoRA steps)", args["steps"]) as advance:
-            metrics = actors.call_with_progress(self.trainer(), "train", (base, examples, out), args, advance)
+        with self.reporter.bar("warm-up SFT (LoRA steps)", args["steps"], stoppable=False) as advance:
+            metrics = actors.call_with_progress(self.trainer(), "train", (base, examples, out),
+                                                {**args, **build.resume_args(self.cfg)}, advance,
+                                                stop=self.reporter.stop.is_set)
+        if "stopped_at" in metrics:
+            raise StopRequested(f"warm-up stopped after step {metrics['stopped_at']}, state saved")
         return f"{metrics['steps']} steps, final loss {metrics['final_loss']:.3f}, {metrics['seconds']:.0f} s"
 
     def train(self, r: int, base: Path) -> Path:
         """Round r's checkpoint, trained from `base` unless the ledger has it already."""
-        out = (self.cfg.run_dir / "checkpoints" / f"round-{r}").resolve()
-        self.stage(r, "train", stages.train, r, base, out, self.trainer())
+        self.stage(r, "train", stages.train, r, base, self._checkpoint_dir(r), self.trainer())
         return Path(self.ctx.store.checkpoint(r))
+
+    def _checkpoint_dir(self, r: int) -> Path:
+        return (self.cfg.run_dir / "checkpoints" / f"round-{r}").resolve()
 
     def trainer(self) -> Any:
         if self._trainer is None:
             from sgi.workers.train_host import TrainerHost
 
-            self._trainer = self._spawn(TrainerHost, {"threads": build.torch_threads(self.cfg)}, num_cpus=1,
+            self._trainer = self._spawn("trainer", TrainerHost, {"threads": build.torch_threads(self.cfg)}, num_cpus=1,
                                         max_concurrency=2)
         return self._trainer
 
@@ -152,7 +218,7 @@ class Session:
         if self._embedder is None:
             from sgi.workers.embedder import Embedder
 
-            self._embedder = self._spawn(Embedder, {})
+            self._embedder = self._spawn("embedder", Embedder, {})
         return self._embedder
 
     def student(self, model_path: Path) -> Any:
@@ -168,6 +234,6 @@ class Session:
             actors.stop(self._student[1])
             self.engines.remove(self._student[1])
         self.reporter.note(f"loading the student from {model_path}")
-        engine = self._spawn(TransformersStudent, build.student_args(self.cfg, str(model_path)), num_cpus=1)
+        engine = self._spawn("student", TransformersStudent, build.student_args(self.cfg, str(model_path)), num_cpus=1)
         self._student = (model_path, engine)
         return engine

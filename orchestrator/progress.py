@@ -1,31 +1,73 @@
-"""Progress bars that count items against a known total (rich), or silence for tests."""
+"""What a run shows while it works: rich bars, JSON lines for programs, or nothing.
+
+It also carries the graceful-stop flag: after SIGINT/SIGTERM the next `advance` (called
+once a batch is committed) raises `StopRequested`, so a stop never loses finished work.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+Mode = Literal["bars", "json", "quiet"]
+
+
+class StopRequested(Exception):
+    """A graceful stop: the batch in hand was committed; the run can be resumed."""
+
 
 class Reporter:
-    def __init__(self, console: Console | None = None, *, quiet: bool = False):
+    def __init__(self, console: Console | None = None, *, quiet: bool = False, mode: Mode | None = None):
         self.console = console or Console(stderr=True)
-        self.quiet = quiet
+        self.mode: Mode = mode or ("quiet" if quiet else "bars")
+        self.stop = threading.Event()
+
+    @property
+    def quiet(self) -> bool:
+        return self.mode != "bars"
 
     def note(self, message: str) -> None:
-        if not self.quiet:
+        if self.mode == "bars":
             self.console.print(message)
 
+    def event(self, **fields: object) -> None:
+        """One JSON line on stderr (json mode only): stage starts and ends, bar progress."""
+        if self.mode == "json":
+            print(json.dumps(fields), file=sys.stderr, flush=True)
+
+    def check_stop(self) -> None:
+        if self.stop.is_set():
+            raise StopRequested("stopped on request")
+
     @contextmanager
-    def bar(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
-        """Yields `advance(n)`; the bar disappears into one summary line when done."""
-        if self.quiet:
-            yield lambda n=1: None
+    def bar(self, description: str, total: int, *, stoppable: bool = True) -> Iterator[Callable[[int], None]]:
+        """Yields `advance(n)`; call it after each committed batch. The bar ends as one summary line."""
+        done = 0
+
+        def tick(n: int = 1) -> None:
+            nonlocal done
+            done += n
+            self.event(event="progress", bar=description, done=done, total=total)
+            if stoppable:
+                self.check_stop()
+
+        if self.mode != "bars":
+            yield tick
             return
         columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
         with Progress(*columns, console=self.console, transient=False) as progress:
             task = progress.add_task(description, total=total)
-            yield lambda n=1: progress.advance(task, n)
+
+            def advance(n: int = 1) -> None:
+                progress.advance(task, n)
+                tick(n)
+
+            yield advance

@@ -10,6 +10,9 @@ SELECT skill, accuracy FROM profiles WHERE round = ?;
 -- name: ledger
 SELECT round, stage, status, seconds, detail FROM ledger ORDER BY started_at, round;
 
+-- name: update_config
+UPDATE runs SET config_yaml = ?;
+
 -- name: stage_status
 SELECT status FROM ledger WHERE round = ? AND stage = ?;
 
@@ -82,6 +85,9 @@ FROM round_summary r ORDER BY r.round;
 
 -- name: skill_evals
 SELECT skill, items, correct, accuracy FROM skill_evals WHERE round = ? AND split = ? ORDER BY skill;
+
+-- name: synthesized
+SELECT skill, cause, item_id, kept FROM synthesized WHERE round = coalesce(?, round) ORDER BY item_id;
 
 -- name: synthesized_counts
 SELECT count(*) AS candidates, count(*) FILTER (WHERE kept) AS kept FROM synthesized WHERE round = ?;

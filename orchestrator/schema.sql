@@ -124,11 +124,14 @@ CREATE TABLE IF NOT EXISTS ledger (
     PRIMARY KEY (round, stage)
 );
 
+-- Notes of a run (skipped rows, dropped labels, resumes). Keyed by their text, so a stage
+-- redone after a crash does not log the same note twice.
 CREATE TABLE IF NOT EXISTS events (
     ts      TIMESTAMP NOT NULL DEFAULT current_timestamp,
     round   INTEGER NOT NULL,
     stage   VARCHAR NOT NULL,
-    message VARCHAR NOT NULL
+    message VARCHAR NOT NULL,
+    PRIMARY KEY (round, stage, message)
 );
 
 -- The Missing-Skill-Profile: the one place its numbers are computed. attempts and

@@ -54,27 +54,36 @@ def load_task(ctx: Context) -> str:
 
 
 def label_items(ctx: Context) -> str:
-    """The teacher's catalogue and 1-5 skills per item (or the labels supplied with the data)."""
+    """The teacher's catalogue and 1-5 skills per item (or the labels supplied with the data).
+
+    The catalogue is written first, then labels per batch; a resumed stage labels only the
+    items that have none yet.
+    """
     items = ctx.store.items()
     if all(item.skills for item in items):
         names = sorted({s for item in items for s in item.skills})
         catalogue = [Skill(name, "supplied with the data") for name in names]
         labels = [Label(item.item_id, s) for item in items for s in item.skills]
-        source = "supplied"
+        ctx.store.add_skills(catalogue, "supplied")
+        ctx.store.add_labels(_valid_labels(ctx, labels, set(names)))
     else:
-        ctx.reporter.note(f"  building the skill catalogue from {len(items)} items")
-        catalogue = ctx.teacher.build_catalogue(items)
-        labels = []
+        catalogue = ctx.store.catalogue()
+        if not catalogue:
+            ctx.reporter.note(f"  building the skill catalogue from {len(items)} items")
+            catalogue = ctx.teacher.build_catalogue(items)
+            ctx.store.add_skills(catalogue, ctx.cfg.teacher.kind)
+        names = {s.name for s in catalogue}
+        done = set(ctx.store.labels())
+        todo = [item for item in items if item.item_id not in done]
         with ctx.reporter.bar("labelling items", len(items)) as advance:
-            for batch in _batches(items, LABEL_BATCH):
-                labels += ctx.teacher.label(batch, catalogue)
+            advance(len(items) - len(todo))
+            for batch in _batches(todo, LABEL_BATCH):
+                ctx.store.add_labels(_valid_labels(ctx, ctx.teacher.label(batch, catalogue), names))
                 advance(len(batch))
-        source = ctx.cfg.teacher.kind
-    labels = _valid_labels(ctx, labels, {s.name for s in catalogue})
-    ctx.store.add_skills(catalogue, source)
-    ctx.store.add_labels(labels)
-    unlabelled = len(items) - len({l.item_id for l in labels})
-    return f"{len(catalogue)} skills, {len(labels)} labels" + (f", {unlabelled} items unlabelled" if unlabelled else "")
+    labelled = ctx.store.labels()
+    unlabelled = len(items) - len(labelled)
+    n_labels = sum(len(v) for v in labelled.values())
+    return f"{len(catalogue)} skills, {n_labels} labels" + (f", {unlabelled} items unlabelled" if unlabelled else "")
 
 
 def _valid_labels(ctx: Context, labels: Sequence[Label], names: set[str]) -> list[Label]:
@@ -276,46 +285,67 @@ def synthesize(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]]) -> l
     """STAT-Syn: new items per (difficult item, missing skill), kept only when verified.
 
     Kept items join the store as split 'synthetic', labelled by the teacher, and stay
-    there for later rounds beside the real pool (never replacing it).
+    there for later rounds beside the real pool (never replacing it). Each request is
+    written when it finishes (its candidates last, as the marker that it is done), so a
+    resumed stage asks the teacher only for the requests it has not answered.
     """
     from sgi.skills import selection, synthesis
 
     cfg, store = ctx.cfg, ctx.store
-    known = {i.question for i in store.items()}
+    known = _known_questions(store)
     real_by_skill = _by_skill(ctx, store.items("pool"))
     items = {i.item_id: i for i in store.items("pool")}
+    catalogue = store.catalogue()
+    names = {s.name for s in catalogue}
     requests = synthesis.stat_syn_requests(pairs, per_pair=cfg.loop.syn_per_pair)
-    rows, kept_items, chosen = [], [], []
+    answered = {(skill, cause) for skill, cause, *_ in store.synthesized(round_)}
     with ctx.reporter.bar(f"round {round_}: synthesizing", len(requests)) as advance:
         for n, (skill, cause, count) in enumerate(requests):
             references = [items[i] for i in sorted(real_by_skill.get(skill, ()))[:3]]
-            if references:
+            if references and (skill, cause) not in answered:
                 seed = cfg.seed * 100_003 + round_ * 10_007 + n
                 written = ctx.teacher.synthesize(skill, references, count, seed, avoid=known)
-                kept = {c.item.item_id for c in synthesis.novel([c for c in written if synthesis.keep(c)], known)}
-                for c in written:
-                    rows.append((c, skill, cause, c.item.item_id in kept))
-                    if c.item.item_id in kept:
-                        known.add(c.item.question)
-                        kept_items.append(c.item)
-                        chosen.append(selection.Selected(c.item.item_id, skill, cause, "synthetic"))
+                kept = synthesis.novel([c for c in written if synthesis.keep(c)], known)
+                kept_ids = {c.item.item_id for c in kept}
+                if kept:
+                    store.add_items([c.item for c in kept])
+                    store.add_labels(_valid_labels(ctx, ctx.teacher.label([c.item for c in kept], catalogue), names))
+                store.add_synthesized(round_, [(c, skill, cause, c.item.item_id in kept_ids) for c in written])
+                known |= {c.item.question for c in kept}
             advance(1)
-    store.add_synthesized(round_, rows)
-    if kept_items:
-        store.add_items(kept_items)
-        catalogue = store.catalogue()
-        store.add_labels(_valid_labels(ctx, ctx.teacher.label(kept_items, catalogue), {s.name for s in catalogue}))
-    store.log(round_, "select", f"synthesized {len(rows)} candidates, kept {len(kept_items)}")
-    return chosen
+    order = {(skill, cause): n for n, (skill, cause, _) in enumerate(requests)}
+    rows = store.synthesized(round_)
+    kept_rows = sorted((r for r in rows if r[3]), key=lambda r: (order.get((r[0], r[1]), len(order)), r[2]))
+    store.log(round_, "select", f"synthesized {len(rows)} candidates, kept {len(kept_rows)}")
+    return [selection.Selected(item_id, skill, cause, "synthetic") for skill, cause, item_id, _ in kept_rows]
+
+
+def _known_questions(store: Any) -> set[str]:
+    """Questions a new synthetic item must not repeat: the real items and every kept synthetic one.
+
+    A synthetic item whose request was killed before its candidates were recorded is left
+    out, so the redone request finds it novel again and keeps it exactly as before.
+    """
+    recorded = {item_id for _, _, item_id, kept in store.synthesized(None) if kept}
+    return {i.question for i in store.items() if i.split != "synthetic" or i.item_id in recorded}
 
 
 def train(ctx: Context, round_: int, base: Path, out: Path, trainer: Any) -> str:
-    """Fine-tune from the current checkpoint on the round's training set (LoRA by default)."""
+    """Fine-tune from the current checkpoint on the round's training set (LoRA by default).
+
+    The trainer saves its state every `train.state_every` steps and continues from it, so
+    a killed or stopped run resumes mid-training and ends with the same weights.
+    """
     from sgi.orchestrator import build
+    from sgi.orchestrator.progress import StopRequested
     from sgi.workers import actors
 
     examples = [(q, a) for _, q, a, *_ in ctx.store.train_set(round_)]
-    with ctx.reporter.bar(f"round {round_}: training steps", ctx.cfg.train.steps) as advance:
-        metrics = actors.call_with_progress(trainer, "train", (base, examples, out), build.train_args(ctx.cfg), advance)
+    args = {**build.train_args(ctx.cfg), **build.resume_args(ctx.cfg)}
+    with ctx.reporter.bar(f"round {round_}: training steps", ctx.cfg.train.steps, stoppable=False) as advance:
+        metrics = actors.call_with_progress(trainer, "train", (base, examples, out), args, advance,
+                                            stop=ctx.reporter.stop.is_set)
+    if "stopped_at" in metrics:
+        raise StopRequested(f"training stopped after step {metrics['stopped_at']} of {metrics['steps']}, state saved")
     ctx.store.add_checkpoint(round_, str(out / "merged"), str(base), metrics)
     return f"{metrics['steps']} steps on {len(examples)} examples, final loss {metrics['final_loss']:.3f}"

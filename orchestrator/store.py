@@ -19,8 +19,35 @@ import duckdb
 
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SETUP_ROUND = -1  # stages that happen once per run (task, labels, warm-up)
+
+
+# What each stage writes, for `reset_stages` (`?` is the round). Synthetic items of a
+# round go with its select stage; the task stage's reset empties every data table.
+RESET: dict[str, list[str]] = {
+    "task": [f"DELETE FROM {t}" for t in (
+        "items", "skills", "item_skills", "attempts", "difficulty", "diagnoses", "train_sets", "synthesized",
+        "evals", "checkpoints")],
+    "label": ["DELETE FROM item_skills", "DELETE FROM skills"],
+    "warmup": [],
+    "infer": ["DELETE FROM attempts WHERE round = ?"],
+    "difficulty": ["DELETE FROM difficulty WHERE round = ?"],
+    "diagnose": ["DELETE FROM diagnoses WHERE round = ?"],
+    "profile": [],
+    "select": [
+        "DELETE FROM item_skills WHERE item_id IN (SELECT item_id FROM synthesized WHERE round = ?)",
+        "DELETE FROM items WHERE split = 'synthetic' AND item_id IN (SELECT item_id FROM synthesized WHERE round = ?)",
+        "DELETE FROM synthesized WHERE round = ?",
+        "DELETE FROM train_sets WHERE round = ?",
+    ],
+    "train": ["DELETE FROM checkpoints WHERE round = ?"],
+    "evaluate": ["DELETE FROM evals WHERE round = ?"],
+}
+
+
+# What a full, read-only or failing disk raises inside DuckDB (its other errors are bugs).
+DISK_ERRORS = (duckdb.IOException, duckdb.TransactionException, duckdb.FatalException)
 
 
 class StoreError(RuntimeError):
@@ -90,10 +117,17 @@ class Store:
             )
 
     def _transaction(self):
-        return _Transaction(self.db)
+        return _Transaction(self)
 
     def _query(self, name: str, params: Sequence[Any] = ()) -> list[tuple]:
-        return self.db.execute(QUERIES[name], list(params)).fetchall()
+        try:
+            return self.db.execute(QUERIES[name], list(params)).fetchall()
+        except DISK_ERRORS as err:
+            raise self.write_error(err) from None
+
+    def write_error(self, err: Exception) -> StoreError:
+        """A full or failing disk as one line naming the store (finished batches stay committed)."""
+        return StoreError(f"{self.path}: cannot write the run store ({str(err).splitlines()[0]})")
 
     def _insert(self, table: str, columns: str, rows: Iterable[Sequence[Any]]) -> int:
         """Insert-or-ignore; returns how many rows were new."""
@@ -130,7 +164,27 @@ class Store:
         return self._query("ledger")
 
     def log(self, round_: int, stage: str, message: str) -> None:
-        self.db.execute("INSERT INTO events (round, stage, message) VALUES (?, ?, ?)", [round_, stage, message])
+        try:
+            self.db.execute("INSERT OR IGNORE INTO events (round, stage, message) VALUES (?, ?, ?)", [round_, stage, message])
+        except DISK_ERRORS as err:
+            raise self.write_error(err) from None
+
+    def update_config(self, config_yaml: str) -> None:
+        """The run's config after an accepted change (resume with harmless changes, or --force-from)."""
+        self._query("update_config", [config_yaml])
+
+    def started_stages(self) -> list[tuple[int, str]]:
+        """(round, stage) of every stage the ledger has seen start, finished or not."""
+        return [(r, s) for r, s, *_ in self._query("ledger")]
+
+    def reset_stages(self, stages: Sequence[tuple[int, str]]) -> None:
+        """Forget what these stages wrote (ledger rows included), in one transaction, so they run again."""
+        with self._transaction():
+            for round_, stage in stages:
+                for statement in RESET[stage]:
+                    self.db.execute(statement, [round_] if "?" in statement else [])
+                self.db.execute("DELETE FROM events WHERE round = ? AND stage = ?", [round_, stage])
+                self.db.execute("DELETE FROM ledger WHERE round = ? AND stage = ?", [round_, stage])
 
     # --- writes -------------------------------------------------------------------------
 
@@ -273,6 +327,10 @@ class Store:
     def skill_evals(self, round_: int, split: str = "test") -> list[tuple]:
         return self._query("skill_evals", [round_, split])
 
+    def synthesized(self, round_: int | None) -> list[tuple[str, str, str, bool]]:
+        """(skill, cause, item_id, kept) of the STAT-Syn candidates of a round (None: all rounds)."""
+        return self._query("synthesized", [round_])
+
     def synthesized_counts(self, round_: int) -> tuple[int, int]:
         return self._query("synthesized_counts", [round_])[0]
 
@@ -293,12 +351,18 @@ class Store:
 class _Transaction:
     """BEGIN/COMMIT around a block, ROLLBACK on error: nothing is half-written."""
 
-    def __init__(self, db: duckdb.DuckDBPyConnection):
-        self.db = db
+    def __init__(self, store: Store):
+        self.store = store
+        self.db = store.db
 
     def __enter__(self):
         self.db.execute("BEGIN TRANSACTION")
 
     def __exit__(self, exc_type, exc, tb):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        except DISK_ERRORS as err:
+            raise self.store.write_error(err) from None
+        if exc_type is not None and issubclass(exc_type, DISK_ERRORS):
+            raise self.store.write_error(exc) from None
         return False

@@ -12,8 +12,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-ACTOR_RESTARTS = 2  # a killed engine process is restarted and its call retried
-
 
 class EngineHost:
     """The actor body: one engine and a generic method call."""
@@ -25,19 +23,31 @@ class EngineHost:
         return getattr(self.engine, method)(*args, **kwargs)
 
 
+class EngineDied(RuntimeError):
+    """An engine's actor died more often than it may be restarted."""
+
+
 class Remote:
     """Synchronous proxy for an `EngineHost` actor."""
 
-    def __init__(self, handle: Any):
+    def __init__(self, handle: Any, role: str = "engine"):
         self.handle = handle
+        self.role = role
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
-        import ray
-
         def call(*args: Any, **kwargs: Any) -> Any:
-            return ray.get(self.handle.call.remote(method, *args, **kwargs))
+            return self.get(self.handle.call.remote(method, *args, **kwargs))
 
         return call
+
+    def get(self, ref: Any) -> Any:
+        """`ray.get`, with an actor that stayed dead reported as `EngineDied` naming the role."""
+        import ray
+
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayActorError as err:
+            raise EngineDied(f"the {self.role} engine died and could not be restarted ({type(err).__name__})") from err
 
     def submit(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Start a call without waiting; `ray.get` the returned reference later."""
@@ -62,21 +72,30 @@ def spawn(
     kwargs: dict[str, Any],
     *,
     use_ray: bool,
+    role: str = "engine",
     num_cpus: float = 0,
     max_concurrency: int = 1,
+    max_restarts: int = 2,
 ) -> Any:
-    """Build the engine here (inline) or inside a new restartable Ray actor."""
+    """Build the engine here (inline) or inside a new restartable Ray actor.
+
+    A killed actor process is restarted (its engine built again) up to `max_restarts`
+    times and the call in flight is retried; then the caller gets `EngineDied`. The actor
+    class is named after the role ("StudentEngine"), so `ps` and the Ray dashboard show
+    which process is which.
+    """
     if not use_ray:
         return factory(**kwargs)
     import ray
 
-    actor = ray.remote(EngineHost).options(
+    host = type(f"{role.capitalize()}Engine", (EngineHost,), {"__doc__": f"The {role} engine's actor."})
+    actor = ray.remote(host).options(
         num_cpus=num_cpus,
-        max_restarts=ACTOR_RESTARTS,
-        max_task_retries=ACTOR_RESTARTS,
+        max_restarts=max_restarts,
+        max_task_retries=max_restarts,
         max_concurrency=max_concurrency,
     )
-    return Remote(actor.remote(factory, kwargs))
+    return Remote(actor.remote(factory, kwargs), role)
 
 
 def stop(engine: Any) -> None:
@@ -100,12 +119,14 @@ def start_ray(address: str | None, num_cpus: int | None) -> None:
 
 
 def call_with_progress(
-    engine: Any, method: str, args: tuple, kwargs: dict[str, Any], advance: Callable[[int], None], poll_s: float = 0.5
+    engine: Any, method: str, args: tuple, kwargs: dict[str, Any], advance: Callable[[int], None],
+    stop: Callable[[], bool] = lambda: False, poll_s: float = 0.5,
 ) -> Any:
     """Call `engine.method`, moving a progress bar from its `progress()` step count.
 
-    On Ray the call runs in the actor while this process polls a second actor thread;
-    inline, the engine's own step callback is not reachable, so the bar jumps at the end.
+    On Ray the call runs in the actor while this process polls a second actor thread,
+    which also passes on a stop (`stop()` true: `engine.request_stop()` once); inline, the
+    engine's own step callback is not reachable, so the bar jumps at the end.
     """
     if not isinstance(engine, Remote):
         result = getattr(engine, method)(*args, **kwargs)
@@ -114,11 +135,14 @@ def call_with_progress(
     import ray
 
     ref = engine.submit(method, *args, **kwargs)
-    shown = 0
+    shown, asked = 0, False
     while True:
         ready, _ = ray.wait([ref], timeout=poll_s)
+        if stop() and not asked:
+            engine.request_stop()
+            asked = True
         step = engine.progress()
         advance(step - shown)
         shown = step
         if ready:
-            return ray.get(ref)
+            return engine.get(ref)

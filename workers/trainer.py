@@ -60,6 +60,7 @@ def train_lora(
     state_every: int = 0,
     resume: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict:
     """Fine-tune on (user text, answer text) pairs; write out_dir/{adapter,merged,metrics.json}.
 
@@ -74,6 +75,9 @@ def train_lora(
     s_per_step, tokens_per_step (non-padding) and padded_tokens_per_step (means),
     examples (used), skipped (longer than max_len), full_finetune, resumed_from (step the
     state held, or None). `progress(step, steps, loss)` is called after every step.
+
+    `should_stop()` is asked after every step; when it says yes the state is saved and
+    {"stopped_at": step} is returned instead (nothing written to out_dir).
     """
     if lr is None:
         lr = 5e-5 if full_finetune else 5e-4
@@ -147,7 +151,8 @@ def train_lora(
         optim.zero_grad(set_to_none=True)
         losses.append(loss.item())
         tokens.append((int(batch["attention_mask"].sum()), batch["input_ids"].numel()))
-        if state_every and step % state_every == 0 and step < steps:
+        stopping = step < steps and should_stop is not None and should_stop()
+        if stopping or (state_every and step % state_every == 0 and step < steps):
             _save_state(state_file, {
                 "format": STATE_FORMAT, "run": run_key, "step": step, "losses": losses, "tokens": tokens,
                 "seconds": prior_seconds + time.perf_counter() - start,
@@ -156,6 +161,8 @@ def train_lora(
             })
         if progress:
             progress(step, steps, losses[-1])
+        if stopping:
+            return {"stopped_at": step, "steps": steps}
     seconds = prior_seconds + time.perf_counter() - start
 
     tail = losses[-max(1, min(5, steps // 4)) :]

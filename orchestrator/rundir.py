@@ -1,0 +1,194 @@
+"""A run directory's guards: one process at a time, and no silent change of a run's config.
+
+    with RunLock(run_dir):          # a second `sgi run` on it says who holds it
+        ...
+    check_config(stored, new, started)   # which changed fields would alter finished work
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sgi.orchestrator.store import SETUP_ROUND, StoreError
+
+LOCK_FILE = ".lock"
+SETUP_STAGES = ("task", "label", "warmup", "evaluate")
+ROUND_STAGES = ("infer", "difficulty", "diagnose", "profile", "select", "train", "evaluate")
+
+# The first stage whose output a config field decides (longest prefix wins). Fields not
+# listed change nothing already computed (where to run, how often to checkpoint, how many
+# more rounds), so a resume may change them freely.
+FIELD_STAGE: dict[str, tuple[int, str]] = {
+    "seed": (SETUP_ROUND, "task"),
+    "task": (SETUP_ROUND, "task"),
+    "teacher": (SETUP_ROUND, "label"),
+    "warmup": (SETUP_ROUND, "warmup"),
+    "student.model": (SETUP_ROUND, "warmup"),
+    "student": (SETUP_ROUND, "evaluate"),
+    "difficulty": (0, "infer"),
+    "loop.strategy": (0, "select"),
+    "loop.k": (0, "select"),
+    "loop.syn_per_pair": (0, "select"),
+    "loop.syn_share": (0, "select"),
+    "train": (0, "select"),  # the budget (steps x batch) sizes the training set
+}
+HARMLESS = ("name", "runs_dir", "ray", "loop.rounds", "train.state_every")
+
+
+class RunLocked(StoreError):
+    """Another live process works on this run directory."""
+
+
+class ConfigChanged(StoreError):
+    """A resume with a config that would alter finished work."""
+
+
+def position(round_: int, stage: str) -> tuple[int, int]:
+    """Sort key of a stage in a run: set-up stages, then each round's stages in order."""
+    order = SETUP_STAGES if round_ == SETUP_ROUND else ROUND_STAGES
+    if stage not in order:
+        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(order)}")
+    return round_, order.index(stage)
+
+
+def parse_stage(text: str) -> tuple[int, str]:
+    """`--force-from` syntax: 'select' (round 0), '1:train' (round 1), 'setup:label'."""
+    where, sep, stage = text.rpartition(":")
+    if not sep:
+        round_ = SETUP_ROUND if text in SETUP_STAGES and text not in ROUND_STAGES else 0
+        stage = text
+    elif where == "setup":
+        round_ = SETUP_ROUND
+    else:
+        try:
+            round_ = int(where)
+        except ValueError:
+            raise StoreError(f"--force-from {text!r}: expected STAGE, ROUND:STAGE or setup:STAGE") from None
+    try:
+        position(round_, stage)
+    except ValueError as err:
+        raise StoreError(f"--force-from {text!r}: {err}") from None
+    return round_, stage
+
+
+def changed_fields(old_yaml: str, new_yaml: str) -> dict[str, tuple[Any, Any]]:
+    """Dotted keys whose values differ between two dumped configs: key -> (old, new)."""
+    old, new = _flatten(yaml.safe_load(old_yaml) or {}), _flatten(yaml.safe_load(new_yaml) or {})
+    return {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
+
+
+def first_affected(changes: dict[str, tuple[Any, Any]]) -> tuple[int, str] | None:
+    """The earliest stage whose output the changed fields decide (None: nothing computed changes)."""
+    stages = [_stage_of(key) for key in changes]
+    stages = [s for s in stages if s is not None]
+    return min(stages, key=lambda s: position(*s)) if stages else None
+
+
+def check_config(run_dir: Path, changes: dict[str, tuple[Any, Any]], started: list[tuple[int, str]]) -> None:
+    """Refuse changes that would alter a stage already started, naming the fields."""
+    blocked = []
+    for key, (old, new) in changes.items():
+        stage = _stage_of(key)
+        if stage is None:
+            continue
+        hit = [s for s in started if position(*s) >= position(*stage)]
+        if hit:
+            blocked.append((key, old, new, min(hit, key=lambda s: position(*s))))
+    if not blocked:
+        return
+    fields = "; ".join(f"{k} ({_short(o)} -> {_short(n)})" for k, o, n, _ in blocked)
+    round_, stage = min((b[3] for b in blocked), key=lambda s: position(*s))
+    where = f"setup:{stage}" if round_ == SETUP_ROUND else f"{round_}:{stage}"
+    raise ConfigChanged(
+        f"{run_dir}: the config changed since this run started: {fields}; that would alter finished work "
+        f"from {where} on. Resume with the stored config (`sgi resume {run_dir}`), start a new run "
+        f"(--set name=...), or redo on purpose with --force-from {where}"
+    )
+
+
+def _stage_of(key: str) -> tuple[int, str] | None:
+    if any(key == h or key.startswith(h + ".") for h in HARMLESS):
+        return None
+    matches = [p for p in FIELD_STAGE if key == p or key.startswith(p + ".")]
+    return FIELD_STAGE[max(matches, key=len)] if matches else (SETUP_ROUND, "task")  # unknown: assume all
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict) or not data:
+        return {prefix: data} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class RunLock:
+    """An exclusive `flock` on `<run_dir>/.lock`, holding who took it.
+
+    The kernel drops a flock when its process dies, so a lock file left by a killed run is
+    not a lock: the next run takes it and says whose it was. A live holder is named.
+    """
+
+    def __init__(self, run_dir: Path, command: str = "sgi run"):
+        self.run_dir = Path(run_dir)
+        self.command = command
+        self.path = self.run_dir / LOCK_FILE
+        self.previous: dict[str, Any] | None = None  # a dead holder's record, if one was left
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise StoreError(f"{self.run_dir}: cannot use the run directory ({err.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise RunLocked(f"{self.run_dir} is in use by {_describe(holder)}; wait for it, or stop that process") from None
+        self.previous = _read_holder(fd) or None
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                  "command": self.command}
+        self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+        except OSError as err:
+            self.__exit__(None, None, None)
+            raise StoreError(f"{self.run_dir}: cannot write the run directory ({err.strerror})") from None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # an empty lock file means a clean exit
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    try:
+        return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (ValueError, UnicodeDecodeError):
+        return {}
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    if not holder:
+        return "another process"
+    return f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')} ({holder.get('command')})"
