@@ -104,6 +104,10 @@ class EmbedTeacherConfig(Section):
 
 class TeacherConfig(Section):
     kind: Literal["rules", "embed"] = "rules"
+    batch_size: int = Field(64, ge=1, description="items per teacher call when labelling and diagnosing; "
+                            "each batch is committed, so a resumed stage redoes at most one")
+    max_retries: int = Field(2, ge=0, description="retries of a teacher call whose output is unusable; then "
+                             "the batch is recorded as an error event and skipped")
     embed: EmbedTeacherConfig = EmbedTeacherConfig()
 
 

@@ -81,7 +81,7 @@ class Session:
     def __enter__(self) -> Session:
         cfg = self.cfg
         self.fresh = not cfg.run_dir.exists()
-        self.lock = rundir.RunLock(cfg.run_dir).__enter__()
+        self.lock = rundir.RunLock(cfg.run_dir, command=" ".join(["sgi", *sys.argv[1:2]])).__enter__()
         try:
             self._open()
         except BaseException:
@@ -92,8 +92,8 @@ class Session:
     def _open(self) -> None:
         cfg = self.cfg
         if self.lock.previous:
-            self.reporter.note(f"[yellow]{cfg.run_dir} was left locked by pid {self.lock.previous.get('pid')} "
-                               f"({self.lock.previous.get('command')}), which is gone; taking over[/yellow]")
+            self.reporter.warn(f"{cfg.run_dir} was left locked by pid {self.lock.previous.get('pid')} "
+                               f"({self.lock.previous.get('command')}), which is gone; taking over")
         from sgi.workers.models import resolve_student
 
         self.base_model = resolve_student(cfg.student.model)  # a wrong model path fails before any work

@@ -37,6 +37,13 @@ class Reporter:
         if self.mode == "bars":
             self.console.print(message)
 
+    def warn(self, message: str) -> None:
+        """Something the user should know even without bars (a JSON event in json mode)."""
+        if self.mode == "json":
+            self.event(event="warning", message=message)
+        else:
+            self.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
     def event(self, **fields: object) -> None:
         """One JSON line on stderr (json mode only): stage starts and ends, bar progress."""
         if self.mode == "json":

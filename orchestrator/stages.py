@@ -20,14 +20,12 @@ from sgi.orchestrator.config import RunConfig
 from sgi.orchestrator.progress import Reporter
 from sgi.orchestrator.store import SETUP_ROUND, ScoredAttempt, StoreError
 from sgi.skills.difficulty import judge
-from sgi.skills.interfaces import Task
+from sgi.skills.interfaces import Task, TeacherOutputError
 from sgi.skills.prompts import skill_exemplars, student_prompt
 from sgi.skills.records import Case, Diagnosis, Item, Label, Skill
 
 MAX_LABELS = 5  # STAT labels each item with 1-5 skills
 MAX_DIAGNOSED = 3  # ... and names 1-3 missing skills per failure
-LABEL_BATCH = 256
-DIAGNOSE_BATCH = 64
 
 
 @dataclass
@@ -77,13 +75,31 @@ def label_items(ctx: Context) -> str:
         todo = [item for item in items if item.item_id not in done]
         with ctx.reporter.bar("labelling items", len(items)) as advance:
             advance(len(items) - len(todo))
-            for batch in _batches(todo, LABEL_BATCH):
-                ctx.store.add_labels(_valid_labels(ctx, ctx.teacher.label(batch, catalogue), names))
+            for batch in _batches(todo, ctx.cfg.teacher.batch_size):
+                labels = ask_teacher(ctx, SETUP_ROUND, "label", batch, "label", batch, catalogue)
+                ctx.store.add_labels(_valid_labels(ctx, labels or [], names))
                 advance(len(batch))
     labelled = ctx.store.labels()
     unlabelled = len(items) - len(labelled)
     n_labels = sum(len(v) for v in labelled.values())
     return f"{len(catalogue)} skills, {n_labels} labels" + (f", {unlabelled} items unlabelled" if unlabelled else "")
+
+
+def ask_teacher(ctx: Context, round_: int, stage: str, items: Sequence[Item], method: str, *args: Any) -> Any:
+    """`ctx.teacher.<method>(*args)`, retried while its output is unusable.
+
+    After `teacher.max_retries` retries the batch is given up: an event names its items
+    and the error, and None is returned so the stage goes on without them (they stay
+    unlabelled or undiagnosed) instead of crashing the run.
+    """
+    for attempt in range(ctx.cfg.teacher.max_retries + 1):
+        try:
+            return getattr(ctx.teacher, method)(*args)
+        except TeacherOutputError as err:
+            problem = f"{err}"
+    ids = ", ".join(i.item_id for i in items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+    ctx.store.log(round_, stage, f"teacher error after {attempt + 1} tries on {ids}: {problem}")
+    return None
 
 
 def _valid_labels(ctx: Context, labels: Sequence[Label], names: set[str]) -> list[Label]:
@@ -197,9 +213,9 @@ def diagnose(ctx: Context, round_: int) -> str:
     ]
     with ctx.reporter.bar(f"round {round_}: diagnosing", len(difficult)) as advance:
         advance(len(difficult) - len(todo))
-        for batch in _batches(cases, DIAGNOSE_BATCH):
-            diagnoses = ctx.teacher.diagnose(batch, accuracy)
-            ctx.store.add_diagnoses(round_, _valid_diagnoses(ctx, round_, diagnoses, batch))
+        for batch in _batches(cases, ctx.cfg.teacher.batch_size):
+            diagnoses = ask_teacher(ctx, round_, "diagnose", [c.item for c in batch], "diagnose", batch, accuracy)
+            ctx.store.add_diagnoses(round_, _valid_diagnoses(ctx, round_, diagnoses or [], batch))
             advance(len(batch))
     return f"{len(difficult)} difficult items diagnosed"
 

@@ -27,6 +27,10 @@ class Task(Protocol):
         ...
 
 
+class TeacherOutputError(ValueError):
+    """A teacher's answer could not be used (did not parse, or broke its schema); worth a retry."""
+
+
 class Teacher(Protocol):
     """Builds the skill catalogue, labels items, and diagnoses failures."""
 
