@@ -103,10 +103,24 @@ class Store:
     def _migrate(self) -> None:
         schema = resources.files("sgi.orchestrator").joinpath("schema.sql").read_text()
         with self._transaction():
+            self._upgrade()
             self.db.execute(schema)
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
+
+    def _upgrade(self) -> None:
+        """Bring an older store up to SCHEMA_VERSION in place (runs made by an earlier sgi stay usable)."""
+        tables = {t for (t,) in self.db.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if "meta" in tables else None
+        if row and row[0] == "2":  # v3 keys events by their text: keep one row per note
+            self.db.execute("ALTER TABLE events RENAME TO events_v2")
+            self.db.execute("""CREATE TABLE events (ts TIMESTAMP NOT NULL DEFAULT current_timestamp, round INTEGER NOT NULL,
+                               stage VARCHAR NOT NULL, message VARCHAR NOT NULL, PRIMARY KEY (round, stage, message))""")
+            self.db.execute("""INSERT INTO events SELECT min(ts), round, stage, message FROM events_v2
+                               GROUP BY round, stage, message""")
+            self.db.execute("DROP TABLE events_v2")
+            self.db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
 
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()

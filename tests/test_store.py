@@ -86,3 +86,19 @@ def test_missing_skill_profile_golden(store):
     assert [r[0] for r in store.profile(0)] == ["borrow", "carry", "sign"]  # by missing rate, then name
     assert store.skill_accuracy(0) == {"carry": 0.25, "borrow": 1 / 3, "sign": 0.5}
     assert store.profile(1) == []
+
+
+def test_a_version_2_store_is_upgraded_in_place(tmp_path):
+    """Stores written by the previous sgi (events without a key) open and keep their notes once each."""
+    path = tmp_path / "sgi.duckdb"
+    store = Store(path)
+    store.db.execute("DROP TABLE events")
+    store.db.execute("CREATE TABLE events (ts TIMESTAMP NOT NULL DEFAULT current_timestamp, round INTEGER NOT NULL, "
+                     "stage VARCHAR NOT NULL, message VARCHAR NOT NULL)")
+    store.db.execute("INSERT INTO events (round, stage, message) VALUES (0, 'x', 'a'), (0, 'x', 'a'), (0, 'x', 'b')")
+    store.db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    store.close()
+    store = Store(path)
+    store.log(0, "x", "a")
+    assert sorted(store.db.execute("SELECT message FROM events").fetchall()) == [("a",), ("b",)]
+    store.close()
