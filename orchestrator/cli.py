@@ -29,7 +29,7 @@ from rich.table import Table
 
 from sgi.orchestrator.config import ConfigError, load_config
 from sgi.orchestrator.progress import Reporter, StopRequested
-from sgi.orchestrator.rundir import parse_stage
+from sgi.orchestrator.rundir import ensure_free, parse_stage
 from sgi.orchestrator.store import Store, StoreError
 from sgi.skills.tasks.files import TaskDataError
 from sgi.workers.actors import EngineDied
@@ -70,6 +70,7 @@ def resume(
     skipped, an interrupted one continues from its last committed batch or training state."""
     from sgi.orchestrator.loop import STORE_FILE
 
+    ensure_free(run_dir, "resume it")
     store = Store(run_dir / STORE_FILE, read_only=True)
     try:
         info = store.run_info()
@@ -147,6 +148,7 @@ def compare(
 def _final_skill_evals(run_dir: Path, split: str) -> tuple[int, dict[str, float]]:
     from sgi.orchestrator.loop import STORE_FILE
 
+    ensure_free(run_dir, "compare it")
     store = Store(run_dir / STORE_FILE, read_only=True)
     try:
         rounds = [r[0] for r in store.round_summary()]
@@ -191,6 +193,7 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
     """What a run holds: config, splits, skills, stage ledger and the latest profile."""
     from sgi.orchestrator.loop import STORE_FILE
 
+    ensure_free(run_dir, "see its status")
     store = Store(run_dir / STORE_FILE, read_only=True)
     try:
         info = store.run_info()

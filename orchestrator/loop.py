@@ -132,10 +132,15 @@ class Session:
             store.update_config(config_yaml)
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        finished_any = False
+        finished_any = True  # unless the ledger says otherwise, keep the directory
         if hasattr(self, "ctx"):
-            finished_any = any(status == "done" for _, _, status, *_ in self.ctx.store.ledger())
-            self.ctx.store.close()
+            try:
+                finished_any = any(status == "done" for _, _, status, *_ in self.ctx.store.ledger())
+                self.ctx.store.close()
+            except Exception:  # a dead store engine: its file is closed with its process
+                pass
+        elif hasattr(self, "lock"):
+            finished_any = False
         for engine in self.engines:
             actors.stop(engine)
         self.lock.__exit__(exc_type, *exc)

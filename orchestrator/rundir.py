@@ -181,6 +181,20 @@ class RunLock:
             self._fd = None
 
 
+def ensure_free(run_dir: Path, wanted: str) -> None:
+    """Raise RunLocked naming the holder if a live process works on `run_dir` (DuckDB would only say 'lock')."""
+    path = Path(run_dir) / LOCK_FILE
+    if not path.is_file():
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RunLocked(f"{run_dir} is in use by {_describe(_read_holder(fd))}; {wanted} once it stops") from None
+    finally:
+        os.close(fd)
+
+
 def _read_holder(fd: int) -> dict[str, Any]:
     try:
         return json.loads(os.pread(fd, 4096, 0).decode() or "{}")

@@ -111,3 +111,10 @@ def test_force_from_rejects_unknown_stages(text):
 def test_the_default_config_round_trips_through_its_stored_yaml():
     cfg = RunConfig()
     assert load_config(None, [], stored=dump_config(cfg)) == cfg
+
+
+def test_status_of_a_busy_run_names_the_holder_instead_of_a_duckdb_lock_error(holder, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "sgi.orchestrator", "status", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert f"is in use by pid {holder.pid}" in done.stderr and "see its status once it stops" in done.stderr
