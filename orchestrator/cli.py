@@ -88,7 +88,7 @@ def _run_loop(cfg: Any, quiet: bool, progress: str, force_from: str | None) -> N
     reporter = _reporter(quiet, progress)
     console.print(f"run [bold]{cfg.name}[/bold] in {cfg.run_dir}  (strategy {cfg.loop.strategy}, "
                   f"{cfg.loop.rounds} rounds, {cfg.train.steps} steps x {cfg.train.batch_size} per round)")
-    with stop_on_signals(reporter):
+    with stop_on_signals(reporter, cfg.run_dir):
         rows = loop.run(cfg, reporter, parse_stage(force_from) if force_from else None)
     console.print(summary_table(rows, title=f"per round ({cfg.run_dir / loop.STORE_FILE})"))
 
@@ -100,31 +100,24 @@ def _reporter(quiet: bool, progress: str) -> Reporter:
 
 
 class stop_on_signals:
-    """SIGINT/SIGTERM ask the reporter to stop after the current batch; a second one aborts."""
+    """SIGINT/SIGTERM stop after the current batch (see Reporter.catch_signals); handlers restored on exit."""
 
-    def __init__(self, reporter: Reporter):
+    def __init__(self, reporter: Reporter, run_dir: Path):
         self.reporter = reporter
-        self.signum: int | None = None
+        self.run_dir = run_dir
 
     def __enter__(self) -> stop_on_signals:
-        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self.previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self.reporter.catch_signals()
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         if exc_type is StopRequested:
-            Console(stderr=True).print(f"[yellow]stopped:[/yellow] {exc}; finished work is saved. "
-                                       "Continue with `sgi resume <run dir>`.", highlight=False)
-            raise SystemExit(128 + (self.signum or signal.SIGINT))
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.reporter.stop.is_set():
-            raise KeyboardInterrupt
-        self.signum = signum
-        self.reporter.stop.set()
-        Console(stderr=True).print(f"{signal.Signals(signum).name}: stopping after the current batch "
-                                   "(send it again to abort)", highlight=False)
+            Console(stderr=True).print(f"[yellow]stopped:[/yellow] {escape(str(exc))}; finished work is saved. "
+                                       f"Continue with `sgi resume {self.run_dir}`.", highlight=False, soft_wrap=True)
+            raise SystemExit(128 + (self.reporter.signum or signal.SIGINT))
 
 
 @app.command()
@@ -183,7 +176,7 @@ def profile(config: ConfigArg = None, set_: SetOpt = [], quiet: QuietOpt = False
     reporter = _reporter(quiet, progress)
     console.print(f"run [bold]{cfg.name}[/bold] in {cfg.run_dir}  (task {cfg.task.kind}, "
                   f"student {cfg.student.model}, teacher {cfg.teacher.kind})")
-    with stop_on_signals(reporter):
+    with stop_on_signals(reporter, cfg.run_dir):
         rows = loop.profile(cfg, reporter)
     console.print(msp_table(rows, title=f"Missing-Skill-Profile, round 0 ({cfg.run_dir / loop.STORE_FILE})"))
 

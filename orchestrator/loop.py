@@ -100,6 +100,8 @@ class Session:
         if self.use_ray:
             self.reporter.note("starting Ray" + (f" at {cfg.ray.address}" if cfg.ray.address else " (local)"))
             actors.start_ray(cfg.ray.address, cfg.ray.num_cpus)
+            if self.reporter.catching:
+                self.reporter.catch_signals()  # take SIGTERM back from Ray's core worker
         store = self._spawn("store", Store, {"path": (cfg.run_dir / STORE_FILE).resolve()})
         self._reconcile_config(store)
         teacher = self._spawn("teacher", make_teacher, build.teacher_args(cfg))

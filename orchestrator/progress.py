@@ -7,6 +7,7 @@ once a batch is committed) raises `StopRequested`, so a stop never loses finishe
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -28,6 +29,27 @@ class Reporter:
         self.console = console or Console(stderr=True)
         self.mode: Mode = mode or ("quiet" if quiet else "bars")
         self.stop = threading.Event()
+        self.signum: int | None = None  # the signal that asked for the stop
+        self.catching = False
+
+    def catch_signals(self) -> None:
+        """SIGINT/SIGTERM set the stop flag; a second one aborts (KeyboardInterrupt).
+
+        Called again once Ray has started: its core worker installs its own SIGTERM handler
+        in this process, which would end the run without finishing the batch.
+        """
+        if threading.current_thread() is threading.main_thread():
+            self.catching = True
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        self.signum = signum
+        self.stop.set()
+        Console(stderr=True).print(f"{signal.Signals(signum).name}: stopping after the current batch "
+                                   "(send it again to abort)", highlight=False)
 
     @property
     def quiet(self) -> bool:
@@ -51,7 +73,7 @@ class Reporter:
 
     def check_stop(self) -> None:
         if self.stop.is_set():
-            raise StopRequested("stopped on request")
+            raise StopRequested(f"{signal.Signals(self.signum or signal.SIGINT).name} received, the batch in hand committed")
 
     @contextmanager
     def bar(self, description: str, total: int, *, stoppable: bool = True) -> Iterator[Callable[[int], None]]:

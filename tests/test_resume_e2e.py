@@ -1,0 +1,269 @@
+"""Kill `sgi run` for real (SIGKILL, SIGTERM, SIGINT, a dead Ray actor), resume, and compare the
+final store row for row with a run that was never interrupted.
+
+Kill points are chosen from the run's own progress stream (`--progress json`: one line per
+committed batch and per stage start/end), not by sleeping. Each run is a real subprocess
+with a real local Ray, the real SmolLM2 student, the rules teacher and a real DuckDB file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import psutil
+import pytest
+
+pytestmark = pytest.mark.slow
+
+# Two rounds of STAT-Syn on a tiny task: every stage kind (labelling, inference, diagnosis,
+# synthesis, training, evaluation) runs in several committed batches.
+TINY = [
+    "task.gym.families={add_sub: 30, gcd: 20}",
+    "task.gym.probe_per_family=6",
+    "task.gym.test_per_family=4",
+    "task.gym.general={spell_backward: 2}",
+    "student.batch_size=4",
+    "teacher.batch_size=16",
+    "warmup.enabled=false",
+    "loop.rounds=2",
+    "loop.strategy=stat-syn",
+    "loop.syn_per_pair=1",
+    "train.steps=4",
+    "train.batch_size=4",
+    "train.state_every=1",
+    "ray.num_cpus=2",
+]
+# Content tables compared row for row; columns that hold wall time or paths are left out.
+TABLES = {
+    "items": "*", "skills": "*", "item_skills": "*", "attempts": "*", "difficulty": "*", "diagnoses": "*",
+    "train_sets": "*", "synthesized": "*", "evals": "*",
+    "checkpoints": "round, steps, examples, final_loss",
+    "events": "round, stage, message",
+    "ledger": "round, stage, status",
+}
+Event = dict
+Predicate = Callable[[Event], bool]
+
+
+def command(tmp: Path, name: str, *extra: str, resume: bool = False) -> list[str]:
+    base = [sys.executable, "-m", "sgi.orchestrator"]
+    if resume:
+        return [*base, "resume", str(tmp / "runs" / name), "--progress", "json", *extra]
+    sets = [a for o in [f"name={name}", f"runs_dir={tmp / 'runs'}", *TINY] for a in ("--set", o)]
+    return [*base, "run", "--progress", "json", *sets, *extra]
+
+
+class Run:
+    """`sgi` as a subprocess whose JSON progress lines can be waited on."""
+
+    def __init__(self, cmd: list[str], cwd: Path):
+        self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+        self.events: list[Event] = []
+        self.other: list[str] = []
+
+    def wait_for(self, predicate: Predicate) -> Event | None:
+        """Read events until one matches (returned) or the process ends (None)."""
+        for line in self.proc.stderr:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                self.other.append(line)
+                continue
+            self.events.append(event)
+            if predicate(event):
+                return event
+        return None
+
+    def finish(self) -> int:
+        self.wait_for(lambda e: False)
+        self.stdout = self.proc.stdout.read()
+        return self.proc.wait(timeout=600)
+
+    def kill_all(self) -> None:
+        """SIGKILL the run and every process it started (Ray's too), like a machine losing the job."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.proc.stderr.close()
+        self.proc.stdout.close()
+
+
+def stage(round_: int, name: str, status: str = "running") -> Predicate:
+    return lambda e: e.get("event") == "stage" and (e["round"], e["stage"], e["status"]) == (round_, name, status)
+
+
+def batch(bar: str, at_least: int = 1) -> Predicate:
+    """A committed batch of a bar whose title contains `bar`, with work still left."""
+    return lambda e: e.get("event") == "progress" and bar in e["bar"] and at_least <= e["done"] < e["total"]
+
+
+def wait_released(store: Path, timeout: float = 60) -> None:
+    """Until no process holds the DuckDB file (Ray's workers die a moment after their driver)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        holders = [p for p in psutil.process_iter(["pid"]) if _holds(p, store)]
+        if not holders:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{store} still held by {holders}")
+
+
+def _holds(proc: psutil.Process, path: Path) -> bool:
+    try:
+        return any(f.path == str(path) for f in proc.open_files())
+    except (psutil.Error, OSError):
+        return False
+
+
+def snapshot(store: Path) -> dict[str, list[tuple]]:
+    """Every content table, sorted, plus a digest of each round's trained weights."""
+    db = duckdb.connect(str(store), read_only=True)
+    try:
+        tables = {t: sorted(db.execute(f"SELECT {cols} FROM {t}").fetchall(), key=repr) for t, cols in TABLES.items()}
+        paths = db.execute("SELECT round, path FROM checkpoints ORDER BY round").fetchall()
+    finally:
+        db.close()
+    tables["weights"] = [(r, _digest(Path(p) / "model.safetensors")) for r, p in paths]
+    return tables
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_same(store: Path, reference: dict[str, list[tuple]]) -> None:
+    got = snapshot(store)
+    for table, rows in reference.items():
+        assert len(got[table]) == len(rows), f"{table}: {len(got[table])} rows, uninterrupted run has {len(rows)}"
+        assert got[table] == rows, f"{table} differs from the uninterrupted run"
+    # Training resumed from its saved state gives the same weights, bit for bit (CPU, fixed seed):
+    # "weights" above compares each round's merged model file.
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run everything is compared with."""
+    tmp = tmp_path_factory.mktemp("reference")
+    run = Run(command(tmp, "ref"), tmp)
+    assert run.finish() == 0, "".join(run.other)[-3000:]
+    return snapshot(tmp / "runs" / "ref" / "sgi.duckdb")
+
+
+KILL_POINTS: list[tuple[str, Predicate]] = [
+    ("labelling", batch("labelling")),
+    ("warm-up evaluation", batch("warm-up student", at_least=4)),
+    ("round 0 inference", batch("student answers", at_least=4)),
+    ("round 0 diagnosis", stage(0, "diagnose")),
+    ("round 0 synthesis", batch("synthesizing", at_least=1)),
+    ("round 0 training", batch("training steps", at_least=2)),
+    ("between rounds", stage(0, "evaluate", "done")),
+    ("round 1 inference", batch("student answers", at_least=4)),
+    ("round 1 training", batch("training steps", at_least=1)),
+]
+
+
+def test_sigkill_at_every_stage_then_resume_matches_the_uninterrupted_run(reference, tmp_path):
+    store = tmp_path / "runs" / "killed" / "sgi.duckdb"
+    hit, resumed = [], False
+    for label, predicate in KILL_POINTS:
+        run = Run(command(tmp_path, "killed", resume=resumed), tmp_path)
+        if run.wait_for(predicate) is None:  # the run got past this point before we could kill it
+            assert run.finish() == 0, "".join(run.other)[-3000:]
+            break
+        run.kill_all()
+        wait_released(store)
+        hit.append(label)
+        resumed = True
+    else:
+        run = Run(command(tmp_path, "killed", resume=True), tmp_path)
+        assert run.finish() == 0, "".join(run.other)[-3000:]
+    print(f"killed at: {', '.join(hit)}; {len(hit) + 1} processes; store identical to the uninterrupted run")
+    # The last resume found the lock file of a killed run and said so.
+    assert any(e.get("event") == "warning" and "which is gone" in e["message"] for e in run.events)
+    assert {"round 0 inference", "round 0 training", "between rounds"} <= set(hit), hit
+    assert_same(store, reference)
+
+
+def test_sigterm_and_ctrl_c_stop_after_the_current_batch(reference, tmp_path):
+    store = tmp_path / "runs" / "stopped" / "sgi.duckdb"
+    run = Run(command(tmp_path, "stopped"), tmp_path)
+    assert run.wait_for(batch("student answers", at_least=4))
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.finish() == 128 + signal.SIGTERM
+    assert "stopped" in "".join(run.other) and "sgi resume" in "".join(run.other)
+    db = duckdb.connect(str(store), read_only=True)
+    ledger = dict(((r, s), st) for r, s, st in db.execute("SELECT round, stage, status FROM ledger").fetchall())
+    answered = db.execute("SELECT count(*) FROM attempts WHERE round = 0").fetchone()[0]
+    db.close()
+    assert ledger[(0, "infer")] == "running" and 4 <= answered < 12 and answered % 4 == 0  # whole batches only
+
+    run = Run(command(tmp_path, "stopped", resume=True), tmp_path)
+    assert run.wait_for(batch("training steps", at_least=1))
+    run.proc.send_signal(signal.SIGINT)
+    assert run.finish() == 128 + signal.SIGINT
+    assert (tmp_path / "runs" / "stopped" / "checkpoints" / "round-0.state" / "state.pt").is_file()
+
+    run = Run(command(tmp_path, "stopped", resume=True), tmp_path)
+    assert run.finish() == 0, "".join(run.other)[-3000:]
+    assert_same(store, reference)
+
+
+def engine_process(role: str) -> psutil.Process | None:
+    """The Ray worker process of an engine: its actor class is named after the role (ray::StudentEngine)."""
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if cmdline.startswith(f"ray::{role.capitalize()}Engine"):
+            return proc
+    return None
+
+
+def test_a_killed_actor_is_restarted_and_its_batch_retried(reference, tmp_path):
+    run = Run(command(tmp_path, "actors"), tmp_path)
+    killed = []
+    for role, predicate in (("student", batch("student answers", at_least=4)),
+                            ("trainer", batch("training steps", at_least=2))):
+        assert run.wait_for(predicate)
+        proc = engine_process(role)
+        assert proc is not None, f"no ray::{role.capitalize()}Engine process"
+        proc.kill()  # SIGKILL by PID, mid-stage
+        killed.append(role)
+    assert run.finish() == 0, "".join(run.other)[-3000:]
+    assert killed == ["student", "trainer"]
+    assert_same(tmp_path / "runs" / "actors" / "sgi.duckdb", reference)
+
+
+def test_a_second_run_on_a_busy_directory_names_the_holder(tmp_path):
+    first = Run(command(tmp_path, "busy"), tmp_path)
+    assert first.wait_for(stage(-1, "label"))
+    second = subprocess.run(command(tmp_path, "busy"), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    first.kill_all()
+    assert second.returncode == 2
+    assert f"is in use by pid {first.proc.pid}" in second.stderr and "sgi run" in second.stderr
+
+
+def test_a_changed_config_is_refused_and_force_from_redoes_on_purpose(reference, tmp_path):
+    name = "changed"
+    run = Run(command(tmp_path, name), tmp_path)
+    assert run.finish() == 0
+    refused = subprocess.run(command(tmp_path, name, "--set", "loop.k=3", "--set", "loop.rounds=3"), cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2
+    assert "loop.k (5 -> 3)" in refused.stderr and "--force-from 0:select" in refused.stderr
+    assert "loop.rounds" not in refused.stderr
+    assert_same(tmp_path / "runs" / name / "sgi.duckdb", reference)  # nothing was touched
+
+    redo = Run(command(tmp_path, name, "--set", "train.steps=2", "--force-from", "1:select"), tmp_path)
+    assert redo.finish() == 0, "".join(redo.other)[-3000:]
+    got = snapshot(tmp_path / "runs" / name / "sgi.duckdb")
+    assert [r for r in got["checkpoints"] if r[0] == 0] == [r for r in reference["checkpoints"] if r[0] == 0]
+    assert [r for r in got["checkpoints"] if r[0] == 1][0][1] == 2  # round 1 retrained with 2 steps
+    assert [r for r in got["evals"] if r[0] <= 0] == [r for r in reference["evals"] if r[0] <= 0]
