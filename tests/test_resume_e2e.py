@@ -267,3 +267,18 @@ def test_a_changed_config_is_refused_and_force_from_redoes_on_purpose(reference,
     assert [r for r in got["checkpoints"] if r[0] == 0] == [r for r in reference["checkpoints"] if r[0] == 0]
     assert [r for r in got["checkpoints"] if r[0] == 1][0][1] == 2  # round 1 retrained with 2 steps
     assert [r for r in got["evals"] if r[0] <= 0] == [r for r in reference["evals"] if r[0] <= 0]
+
+
+def test_an_actor_that_stays_dead_stops_the_run_resumably(reference, tmp_path):
+    """With no restarts allowed, a killed student ends the run with one clear line (exit 3);
+    the finished batches are kept and `sgi resume` completes it identically."""
+    run = Run(command(tmp_path, "dead", "--set", "ray.max_restarts=0"), tmp_path)
+    assert run.wait_for(batch("student answers", at_least=4))
+    engine_process("student").kill()
+    assert run.finish() == 3
+    message = "".join(run.other)
+    assert "round 0 infer: the student engine died" in message and "sgi resume" in message
+    assert "Traceback" not in message
+    resumed = Run(command(tmp_path, "dead", resume=True), tmp_path)
+    assert resumed.finish() == 0, "".join(resumed.other)[-3000:]
+    assert_same(tmp_path / "runs" / "dead" / "sgi.duckdb", reference)
