@@ -125,7 +125,9 @@ class Session:
             store.reset_stages(redo)
             for round_, stage in redo:
                 if stage == "train":  # a half-trained state under other settings must not be resumed
-                    shutil.rmtree(self._checkpoint_dir(round_).with_name(f"round-{round_}.state"), ignore_errors=True)
+                    from sgi.workers.trainer import state_path  # torch: only when a training is redone
+
+                    shutil.rmtree(state_path(self._checkpoint_dir(round_)), ignore_errors=True)
             self.reporter.note(f"redoing {len(redo)} stages from {self.force_from[1]}"
                                f"{'' if self.force_from[0] < 0 else f' of round {self.force_from[0]}'}")
         else:

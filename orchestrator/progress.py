@@ -51,10 +51,6 @@ class Reporter:
         Console(stderr=True).print(f"{signal.Signals(signum).name}: stopping after the current batch "
                                    "(send it again to abort)", highlight=False)
 
-    @property
-    def quiet(self) -> bool:
-        return self.mode != "bars"
-
     def note(self, message: str) -> None:
         if self.mode == "bars":
             self.console.print(message)

@@ -85,18 +85,11 @@ def changed_fields(old_yaml: str, new_yaml: str) -> dict[str, tuple[Any, Any]]:
     return {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
 
 
-def first_affected(changes: dict[str, tuple[Any, Any]]) -> tuple[int, str] | None:
-    """The earliest stage whose output the changed fields decide (None: nothing computed changes)."""
-    stages = [_stage_of(key) for key in changes]
-    stages = [s for s in stages if s is not None]
-    return min(stages, key=lambda s: position(*s)) if stages else None
-
-
 def check_config(run_dir: Path, changes: dict[str, tuple[Any, Any]], started: list[tuple[int, str]]) -> None:
     """Refuse changes that would alter a stage already started, naming the fields."""
     blocked = []
     for key, (old, new) in changes.items():
-        stage = _stage_of(key)
+        stage = stage_of(key)
         if stage is None:
             continue
         hit = [s for s in started if position(*s) >= position(*stage)]
@@ -114,7 +107,8 @@ def check_config(run_dir: Path, changes: dict[str, tuple[Any, Any]], started: li
     )
 
 
-def _stage_of(key: str) -> tuple[int, str] | None:
+def stage_of(key: str) -> tuple[int, str] | None:
+    """The first stage whose output config field `key` decides (None: it changes nothing computed)."""
     if any(key == h or key.startswith(h + ".") for h in HARMLESS):
         return None
     matches = [p for p in FIELD_STAGE if key == p or key.startswith(p + ".")]

@@ -325,7 +325,9 @@ def synthesize(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]]) -> l
                 kept_ids = {c.item.item_id for c in kept}
                 if kept:
                     store.add_items([c.item for c in kept])
-                    store.add_labels(_valid_labels(ctx, ctx.teacher.label([c.item for c in kept], catalogue), names))
+                    new_items = [c.item for c in kept]
+                    labels = ask_teacher(ctx, round_, "select", new_items, "label", new_items, catalogue)
+                    store.add_labels(_valid_labels(ctx, labels or [], names))
                 store.add_synthesized(round_, [(c, skill, cause, c.item.item_id in kept_ids) for c in written])
                 known |= {c.item.question for c in kept}
             advance(1)
