@@ -10,7 +10,9 @@ SmolLM2-135M-Instruct on the same pool items of the embedded gym task, in the sa
 loss on the answer tokens only, bf16 autocast on CPU, AdamW + the same warm-up/cosine
 schedule, gradient clipping at 1.0, torch on --threads threads:
 
-  ours     `workers.trainer.train_lora` called directly (state_every=0);
+  ours     `workers.trainer.train_lora` called directly (state_every=0): a hand-written
+           PyTorch loop when docs/benchmarks.md's table was measured (commit 52afb01),
+           transformers' Trainer with our batch order and hooks since;
   trainer  `transformers.Trainer` with a collator producing the same input_ids/labels,
            sequential sampler over the pre-ordered examples, no eval/save/logging;
   trl      `trl.SFTTrainer` on a prompt-completion dataset (prompt = `render_chat` text,

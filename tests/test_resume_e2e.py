@@ -22,6 +22,8 @@ import duckdb
 import psutil
 import pytest
 
+from sgi.workers.trainer import saved_step
+
 pytestmark = pytest.mark.slow
 
 # Two rounds of STAT-Syn on a tiny task: every stage kind (labelling, inference, diagnosis,
@@ -210,7 +212,7 @@ def test_sigterm_and_ctrl_c_stop_after_the_current_batch(reference, tmp_path):
     assert run.wait_for(batch("training steps", at_least=1))
     run.proc.send_signal(signal.SIGINT)
     assert run.finish() == 128 + signal.SIGINT
-    assert (tmp_path / "runs" / "stopped" / "checkpoints" / "round-0.state" / "state.pt").is_file()
+    assert saved_step(tmp_path / "runs" / "stopped" / "checkpoints" / "round-0") is not None
 
     run = Run(command(tmp_path, "stopped", resume=True), tmp_path)
     assert run.finish() == 0, "".join(run.other)[-3000:]
