@@ -130,10 +130,11 @@ class LoopConfig(Section):
     """STAT's rounds: profile, build the round's training set, train, evaluate."""
 
     rounds: int = Field(2, ge=1)
-    strategy: Literal["stat-sel", "stat-syn", "stat-sel+syn", "uniform", "embed-sel"] = "stat-sel"
+    strategy: Literal["stat-sel", "stat-syn", "stat-sel+syn", "skill-it", "uniform", "embed-sel"] = "stat-sel"
     k: int = Field(5, ge=1, description="pool items per (difficult item, missing skill) pair")
     syn_per_pair: int = Field(2, ge=1, description="synthesized items per pair (stat-syn)")
     syn_share: float = Field(0.5, ge=0, le=1, description="share of synthetic items in stat-sel+syn")
+    eta: float = Field(2.0, gt=0, description="skill-it: multiplicative-weights step on each round's missing rate")
 
 
 class TrainConfig(Section):

@@ -38,6 +38,7 @@ FIELD_STAGE: dict[str, tuple[int, str]] = {
     "loop.k": (0, "select"),
     "loop.syn_per_pair": (0, "select"),
     "loop.syn_share": (0, "select"),
+    "loop.eta": (0, "select"),
     "train": (0, "select"),  # the budget (steps x batch) sizes the training set
 }
 HARMLESS = ("name", "runs_dir", "ray", "loop.rounds", "train.state_every")

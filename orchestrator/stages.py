@@ -259,6 +259,9 @@ def build_train_set(ctx: Context, round_: int, embedder: Any = None) -> str:
         chosen = _embed_sel(ctx, round_, embedder, budget, seed)
     elif strategy == "stat-sel":
         chosen = selection.stat_sel(pairs, real_by_skill, k=cfg.loop.k, budget=budget, seed=seed)
+    elif strategy == "skill-it":
+        rates = [{p[0]: p[4] for p in store.profile(r)} for r in range(round_ + 1)]  # skill -> missing rate
+        chosen = selection.skill_it(rates, real_by_skill, eta=cfg.loop.eta, budget=budget, seed=seed)
     else:  # stat-syn, stat-sel+syn
         synthetic = synthesize(ctx, round_, pairs)
         grown = _by_skill(ctx, store.items("pool") + store.items("synthetic"))

@@ -1,4 +1,4 @@
-"""Training sets for a round: STAT-Sel, and the uniform and Embed-Sel baselines.
+"""Training sets for a round: STAT-Sel, a Skill-It-style mixture, and the uniform and Embed-Sel baselines.
 
 Every builder returns exactly `budget` examples (steps x batch size), so methods are
 compared on the same amount of training, and is deterministic for a seed:
@@ -29,8 +29,8 @@ class Selected:
 
     item_id: str
     skill: str  # the skill it was chosen for ("" for uniform / embed-sel)
-    cause: str  # the difficult item that caused it ("" for uniform and fill)
-    reason: str  # "pair" | "fill" | "uniform" | "embed" | "synthetic"
+    cause: str  # the difficult item that caused it ("" for uniform, mixture and fill)
+    reason: str  # "pair" | "fill" | "uniform" | "embed" | "synthetic" | "mixture"
 
 
 def stat_sel(
@@ -69,6 +69,48 @@ def stat_sel(
         return [Selected(decks[s].draw(), s, "", "fill") for s in drawn]
 
     return _fit(list(picked.values()), budget, rng, fill)
+
+
+def skill_it(
+    missing_rates: Sequence[Mapping[str, float]],
+    pool_by_skill: Mapping[str, Sequence[str]],
+    *,
+    eta: float,
+    budget: int,
+    seed: int,
+) -> list[Selected]:
+    """A Skill-It-style skill mixture (Chen et al. 2023) with the MSP in place of validation loss.
+
+    Multiplicative weights from a uniform start, one update per profiled round so far
+    with that round's missing rate m_r(s): w(s) is proportional to exp(eta * sum_r m_r(s)),
+    over the skills that have pool items (a skill absent from a round's MSP counts 0 there).
+    The weights follow from the stored MSPs alone, so a resumed run rebuilds the same set.
+    The budget is split by largest remainder of budget * w(s); each skill's share is drawn
+    from its items, fresh items first (an item is not drawn twice by two skills until the
+    pools run dry).
+    """
+    _check(budget=budget)
+    if eta <= 0:
+        raise ValueError(f"skill-it eta must be > 0, got {eta}")
+    skills = sorted(s for s, ids in pool_by_skill.items() if ids)
+    if not skills:
+        raise ValueError("cannot build a training set: no skill has pool items")
+    weights = skill_weights(missing_rates, skills, eta)
+    counts = _largest_remainder(np.array([weights[s] for s in skills]) * budget, budget)
+    rng = random.Random(seed)
+    used: set[str] = set()
+    chosen = []
+    for skill, n in zip(skills, counts):
+        deck = _Deck(pool_by_skill[skill], rng, used)
+        chosen += [Selected(deck.draw(), skill, "", "mixture") for _ in range(n)]
+    return chosen
+
+
+def skill_weights(missing_rates: Sequence[Mapping[str, float]], skills: Sequence[str], eta: float) -> dict[str, float]:
+    """The mixture `skill_it` draws by: skill -> weight (sums to 1)."""
+    scores = np.array([eta * sum(rates.get(s, 0.0) for rates in missing_rates) for s in skills])
+    weights = np.exp(scores - scores.max())
+    return dict(zip(skills, (weights / weights.sum()).tolist()))
 
 
 def uniform(pool_ids: Sequence[str], *, budget: int, seed: int) -> list[Selected]:
@@ -157,6 +199,14 @@ def _fit(
     if len(picked) >= budget:
         return [picked[i] for i in sorted(rng.sample(range(len(picked)), budget))]
     return picked + fill(budget - len(picked))
+
+
+def _largest_remainder(shares: np.ndarray, total: int) -> list[int]:
+    """Integer counts summing to `total`, each the floor of its share plus one for the largest remainders."""
+    counts = np.floor(shares).astype(int)
+    for i in np.argsort(-(shares - counts), kind="stable")[: total - counts.sum()]:
+        counts[i] += 1
+    return counts.tolist()
 
 
 def _check(*, budget: int, k: int = 1) -> None:

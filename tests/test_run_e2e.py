@@ -84,7 +84,7 @@ def test_evals_per_round_and_the_student_learns(two_rounds):
     assert accuracy[1] > accuracy[-1], accuracy
 
 
-@pytest.mark.parametrize("strategy", ["stat-syn", "embed-sel", "uniform"])
+@pytest.mark.parametrize("strategy", ["stat-syn", "embed-sel", "uniform", "skill-it"])
 def test_other_strategies_one_round_inline(tmp_path, strategy):
     store = run_sgi(tmp_path, strategy, [f"loop.strategy={strategy}", "loop.rounds=1", "warmup.enabled=false",
                                           "train.steps=2", "train.batch_size=4", "ray.enabled=false"])
@@ -98,6 +98,10 @@ def test_other_strategies_one_round_inline(tmp_path, strategy):
             assert "synthetic" in reasons
             synthetic = {i.item_id for i in store.items("synthetic")}
             assert len(synthetic) == kept and all(store.labels().get(i) for i in synthetic)
+        elif strategy == "skill-it":
+            assert reasons == {"mixture"}
+            profiled = {row[0] for row in store.profile(0) if row[4] > 0}
+            assert {r[3] for r in train} & profiled  # drawn by the round-0 MSP's skills
         else:
             assert reasons <= {"embed", "fill", "uniform"}
         assert store.checkpoint(0) and store.evaluated_ids(0)

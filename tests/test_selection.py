@@ -1,6 +1,6 @@
 """Training-set builders on tiny hand-made pools: STAT-Sel's per-pair sampling, cross-pair
-de-duplication, the exact budget (trim or MSP-proportional fill), and the uniform,
-Embed-Sel and mix baselines."""
+de-duplication, the exact budget (trim or MSP-proportional fill), the Skill-It-style
+mixture, and the uniform, Embed-Sel and mix baselines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sgi.skills.selection import Selected, embed_sel, mix, stat_sel, uniform
+from sgi.skills.selection import Selected, embed_sel, mix, skill_it, skill_weights, stat_sel, uniform
 
 POOL = {"A": ["a1", "a2", "a3"], "B": ["b1"], "C": []}
 PAIRS = [("d1", "A"), ("d2", "A"), ("d3", "B"), ("d4", "C")]
@@ -142,3 +142,36 @@ def test_mix_takes_shares_and_makes_up_a_short_side():
     assert mix(sel[:2], syn[:3], budget=8) == sel[:2] + syn[:3]
     with pytest.raises(ValueError, match="share_first"):
         mix(sel, syn, budget=8, share_first=1.5)
+
+
+def test_skill_it_weights_grow_with_the_summed_missing_rates():
+    # A missed half the time in both rounds, B never: scores 2*(0.5+0.5)=2 and 0, so
+    # w(A) = e^2 / (e^2 + 1) = 0.8808; 10 examples -> 8.81 / 1.19 -> 9 A, 1 B.
+    rates = [{"A": 0.5, "B": 0.0}, {"A": 0.5}]
+    pool = {"A": ["a1", "a2", "a3"], "B": ["b1", "b2"], "C": []}
+    assert skill_weights(rates, ["A", "B"], eta=2.0) == pytest.approx({"A": 0.8808, "B": 0.1192}, abs=1e-4)
+    chosen = skill_it(rates, pool, eta=2.0, budget=10, seed=0)
+    assert Counter(s.skill for s in chosen) == {"A": 9, "B": 1}
+    assert {(s.cause, s.reason) for s in chosen} == {("", "mixture")}
+    assert {s.item_id for s in chosen if s.skill == "A"} == {"a1", "a2", "a3"}  # every A item before repeats
+    assert chosen == skill_it(rates, pool, eta=2.0, budget=10, seed=0)
+
+
+def test_skill_it_starts_uniform_and_splits_by_largest_remainder():
+    # No profile yet: equal weights; 7 / 3 = 2.33 each, the one left over goes to the first skill.
+    pool = {"B": ["b1", "b2", "b3"], "A": ["a1", "a2", "a3"], "D": ["d1", "d2"], "E": []}
+    chosen = skill_it([], pool, eta=2.0, budget=7, seed=1)
+    assert Counter(s.skill for s in chosen) == {"A": 3, "B": 2, "D": 2}
+    assert len({s.item_id for s in chosen}) == 7  # fresh items across skills first
+
+
+def test_skill_it_does_not_draw_an_item_twice_while_fresh_ones_remain():
+    chosen = skill_it([{"A": 1.0, "B": 1.0}], {"A": ["x", "y"], "B": ["x", "z"]}, eta=1.0, budget=3, seed=0)
+    assert sorted(s.item_id for s in chosen) == ["x", "y", "z"]
+
+
+def test_skill_it_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="no skill has pool items"):
+        skill_it([{"A": 1.0}], {"A": []}, eta=1.0, budget=3, seed=0)
+    with pytest.raises(ValueError, match="eta must be > 0"):
+        skill_it([], {"A": ["a"]}, eta=0.0, budget=3, seed=0)
