@@ -8,11 +8,19 @@ Each (strategy, seed) is one real `sgi run` (subprocess) on the embedded default
 seed, so strategies of one seed share theirs. Prints mean and standard error over seeds.
 Interrupt it any time: run it again with the same --out and every run resumes (finished
 ones are skipped); times come from each run's stage ledger.
+
+Each finished run's summary is also kept in --results (committed: bench/results/), with
+the commit, CPU and precision it ran on, and a later invocation takes it from there
+instead of running it again (--rerun to redo). So a study too long for one sitting can
+be finished over several, on fresh machines, and the table shows where each row came from.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import platform
 import statistics
 import subprocess
 import sys
@@ -25,6 +33,37 @@ from rich.table import Table
 from sgi.orchestrator.store import Store
 
 STRATEGIES = ["uniform", "embed-sel", "stat-sel", "stat-syn"]
+
+
+def run_or_load(results: Path, rerun: bool, out: Path, strategy: str, seed: int, rounds: int,
+                extra: list[str]) -> tuple[list[tuple], float, float]:
+    """A run's (summary, floor, seconds): from its results file when one matches, else run it and keep one."""
+    path = results / f"{strategy}-s{seed}-r{rounds}.json"
+    if path.is_file() and not rerun:
+        kept = json.loads(path.read_text())
+        if kept["overrides"] == extra:
+            print(f"{strategy} seed {seed}: from {path} ({kept['commit'][:8]}, {kept['cpu']}, {kept['precision']})",
+                  file=sys.stderr)
+            return [tuple(row) for row in kept["summary"]], kept["floor"], kept["seconds"]
+    summary, floor, seconds = run_one(out, strategy, seed, rounds, extra)
+    from sgi.workers.models import native_bf16
+
+    results.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    path.write_text(json.dumps({
+        "strategy": strategy, "seed": seed, "rounds": rounds, "overrides": extra,
+        "summary": [list(row) for row in summary], "floor": floor, "seconds": seconds,
+        "commit": commit or "unknown", "cpu": _cpu_name(), "precision": "bf16" if native_bf16() else "fp32",
+        "date": datetime.date.today().isoformat(),
+    }, indent=1))
+    return summary, floor, seconds
+
+
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
 def run_one(out: Path, strategy: str, seed: int, rounds: int, extra: list[str]) -> tuple[list[tuple], float, float]:
@@ -57,6 +96,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     parser.add_argument("--set", dest="extra", action="append", default=[], help="config override for every run")
+    parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "stat_vs_sft",
+                        help="where finished runs' summaries are kept and reused")
+    parser.add_argument("--rerun", action="store_true", help="run even where a kept summary exists")
     args = parser.parse_args()
 
     rows: dict[tuple[str, int], list[tuple]] = defaultdict(list)  # (strategy, round) -> per-seed summaries
@@ -64,7 +106,7 @@ def main() -> None:
     floors = []
     for seed in args.seeds:
         for strategy in args.strategies:
-            summary, floor, wall = run_one(args.out, strategy, seed, args.rounds, args.extra)
+            summary, floor, wall = run_or_load(args.results, args.rerun, args.out, strategy, seed, args.rounds, args.extra)
             if strategy == args.strategies[0]:
                 floors.append(floor)  # the same test split for every strategy of a seed
             walls[strategy].append(wall)

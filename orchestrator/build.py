@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from sgi.orchestrator.config import RunConfig
+from sgi.workers.models import native_bf16, resolve_dtype
 from sgi.skills.interfaces import Task
 
 
@@ -43,7 +44,7 @@ def student_args(cfg: RunConfig, model_path: str) -> dict[str, Any]:
         "system_prompt": s.system_prompt,
         "batch_size": s.batch_size,
         "max_new_tokens": s.max_new_tokens,
-        "dtype": s.dtype,
+        "dtype": resolve_dtype(s.dtype),
         "threads": torch_threads(cfg),
         "seed": cfg.seed,
     }
@@ -72,5 +73,6 @@ def resume_args(cfg: RunConfig) -> dict[str, Any]:
 
 
 def _trainer_args(cfg: RunConfig, steps: int, batch_size: int, lr: float | None, lora_r: int) -> dict[str, Any]:
+    bf16 = native_bf16() if cfg.train.bf16 is None else cfg.train.bf16
     return {"system_prompt": cfg.student.system_prompt, "steps": steps, "batch_size": batch_size, "lr": lr,
-            "lora_r": lora_r, "seed": cfg.seed}
+            "lora_r": lora_r, "seed": cfg.seed, "bf16": bf16}

@@ -83,7 +83,9 @@ class StudentConfig(Section):
     system_prompt: str = "You are a careful math student. Reply with only the final answer."
     batch_size: int = Field(16, ge=1)
     max_new_tokens: int = Field(16, ge=1, le=2048)
-    dtype: Literal["bfloat16", "float32"] = "bfloat16"
+    dtype: Literal["auto", "bfloat16", "float32"] = Field(
+        "auto", description="'auto' = bfloat16 where the hardware does bf16 natively, else float32"
+    )
     kshot: int = Field(0, ge=0, le=8, description="skill exemplars from the pool in each prompt (Didolkar et al.)")
 
 
@@ -145,6 +147,9 @@ class TrainConfig(Section):
     lr: float | None = Field(None, gt=0, description="None = 5e-4 for LoRA, 5e-5 for a full fine-tune")
     lora_r: int = Field(16, ge=1)
     full_finetune: bool = False
+    bf16: bool | None = Field(
+        None, description="bf16 autocast for training (warm-up too); None = where the hardware does bf16 natively"
+    )
     state_every: int = Field(10, ge=0, description="save resumable trainer state every N steps (0 = never)")
 
     @property

@@ -8,6 +8,7 @@ reload from there (under a second).
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import os
@@ -27,6 +28,31 @@ class ModelNotFoundError(ValueError):
 def cache_root() -> Path:
     """`$SGI_CACHE`, else `~/.cache/sgi`."""
     return Path(os.environ.get("SGI_CACHE") or Path.home() / ".cache" / "sgi").expanduser()
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this machine does bf16 math at full speed: a GPU, or a CPU with AVX-512 (BF16/AMX).
+
+    Elsewhere torch emulates bf16, and it costs far more than it saves: on an AVX2-only
+    EPYC here a LoRA step of SmolLM2 under bf16 autocast took ~120 s against ~5 s in fp32,
+    and bf16 generation was 2x slower than fp32 (docs/benchmarks.md, "Precision").
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return False
+
+
+def resolve_dtype(dtype: str) -> str:
+    """'auto' -> 'bfloat16' where `native_bf16()`, else 'float32'; other names pass through."""
+    if dtype == "auto":
+        return "bfloat16" if native_bf16() else "float32"
+    return dtype
 
 
 def resolve_student(model: str = DEFAULT_STUDENT, cache_dir: Path | None = None) -> Path:

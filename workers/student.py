@@ -14,6 +14,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sgi.skills.records import Generation
+from sgi.workers.models import resolve_dtype
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -33,13 +34,14 @@ class TransformersStudent:
         *,
         batch_size: int = 16,
         max_new_tokens: int = 16,
-        dtype: str = "bfloat16",
+        dtype: str = "auto",
         threads: int | None = None,
         seed: int = 0,
         adapter_path: str | Path | None = None,
     ) -> None:
+        dtype = resolve_dtype(dtype)
         if dtype not in _DTYPES:
-            raise ValueError(f"student dtype {dtype!r} is not one of {sorted(_DTYPES)}")
+            raise ValueError(f"student dtype {dtype!r} is not one of {sorted(_DTYPES)} or 'auto'")
         if threads:
             torch.set_num_threads(threads)
         self.system_prompt = system_prompt

@@ -41,6 +41,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
+from sgi.workers.models import native_bf16
 from sgi.workers.student import render_chat
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -63,7 +64,7 @@ def train_lora(
     lora_alpha: int = 32,
     seed: int = 0,
     max_len: int = 128,
-    bf16: bool = True,
+    bf16: bool | None = None,
     full_finetune: bool = False,
     group_by_length: bool = False,
     state_every: int = 0,
@@ -76,8 +77,10 @@ def train_lora(
     LoRA by default (out_dir/adapter is the peft adapter, out_dir/merged the merged model);
     `full_finetune=True` trains every weight and writes only out_dir/merged. `lr` defaults
     to 5e-4 for LoRA and 5e-5 for a full fine-tune. `group_by_length` batches examples of
-    similar length together (less padding). `state_every=N` saves a resumable checkpoint
-    every N steps under `state_path(out_dir)`; `resume=True` continues from the newest one.
+    similar length together (less padding). `bf16` autocast defaults to on where the
+    hardware does bf16 natively (`models.native_bf16`), else fp32. `state_every=N` saves
+    a resumable checkpoint every N steps under `state_path(out_dir)`; `resume=True`
+    continues from the newest one.
 
     Returns metrics (also in metrics.json): steps, losses (one per step), first_loss,
     final_loss (mean of the last few steps), seconds (training time of all segments),
@@ -91,6 +94,8 @@ def train_lora(
     """
     if lr is None:
         lr = 5e-5 if full_finetune else 5e-4
+    if bf16 is None:
+        bf16 = native_bf16()
     out_dir = Path(out_dir)
     states = state_path(out_dir)
 
@@ -181,8 +186,8 @@ def _arguments(states: Path, steps: int, batch_size: int, lr: float, seed: int, 
     return TrainingArguments(
         output_dir=str(states), max_steps=steps, per_device_train_batch_size=batch_size,
         learning_rate=lr, max_grad_norm=1.0, seed=seed, data_seed=seed,
-        # bf16 autocast: about 2x faster per step on this CPU (AVX-512 BF16); weights and
-        # optimizer state stay fp32, so the loss curve matches fp32 closely.
+        # bf16 autocast: about 2x faster per step on a CPU with AVX-512 BF16 (25x slower where
+        # it is emulated); weights and optimizer state stay fp32.
         use_cpu=True, bf16=bf16,
         train_sampling_strategy="sequential",  # the dataset is already in _batch_at's order
         dataloader_num_workers=0, dataloader_pin_memory=False, remove_unused_columns=False,
