@@ -6,8 +6,8 @@ import os
 from typing import Any
 
 from sgi.orchestrator.config import RunConfig
-from sgi.workers.models import native_bf16, resolve_dtype
 from sgi.skills.interfaces import Task
+from sgi.workers.models import native_bf16, resolve_dtype
 
 
 def build_task(cfg: RunConfig) -> Task:

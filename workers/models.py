@@ -35,8 +35,8 @@ def native_bf16() -> bool:
     """Whether this machine does bf16 math at full speed: a GPU, or a CPU with AVX-512 (BF16/AMX).
 
     Elsewhere torch emulates bf16, and it costs far more than it saves: on an AVX2-only
-    EPYC here a LoRA step of SmolLM2 under bf16 autocast took ~120 s against ~5 s in fp32,
-    and bf16 generation was 2x slower than fp32 (docs/benchmarks.md, "Precision").
+    EPYC here a LoRA step of SmolLM2 under bf16 autocast took 80.6 s against 2.64 s in fp32,
+    and bf16 generation was 2.9x slower than fp32 (docs/benchmarks.md, "Precision").
     """
     import torch
 

@@ -150,7 +150,7 @@ def train_lora(
         "examples": len(data),
         "skipped": len(rows) - len(data),
         "full_finetune": full_finetune,
-        "resumed_from": int(checkpoint.name.split("-")[-1]) if checkpoint else None,
+        "resumed_from": _step(checkpoint) if checkpoint else None,
     }
     _save(trainer.model, tokenizer, out_dir, metrics, adapter=not full_finetune)
     shutil.rmtree(states, ignore_errors=True)  # out_dir is complete: the checkpoints are stale
@@ -166,7 +166,7 @@ def state_path(out_dir: str | Path) -> Path:
 def saved_step(out_dir: str | Path) -> int | None:
     """The step of the newest complete checkpoint of the run writing `out_dir`, if any."""
     done = _complete_checkpoints(state_path(out_dir))
-    return int(done[-1].name.split("-")[-1]) if done else None
+    return _step(done[-1]) if done else None
 
 
 def _model(model_path, full_finetune: bool, lora_r: int, lora_alpha: int):
@@ -186,8 +186,8 @@ def _arguments(states: Path, steps: int, batch_size: int, lr: float, seed: int, 
     return TrainingArguments(
         output_dir=str(states), max_steps=steps, per_device_train_batch_size=batch_size,
         learning_rate=lr, max_grad_norm=1.0, seed=seed, data_seed=seed,
-        # bf16 autocast: about 2x faster per step on a CPU with AVX-512 BF16 (25x slower where
-        # it is emulated); weights and optimizer state stay fp32.
+        # bf16 autocast: about 1.6x faster per step on a CPU with AVX-512 BF16, 30x slower where
+        # it is emulated (docs/benchmarks.md, "Precision"); weights and optimizer state stay fp32.
         use_cpu=True, bf16=bf16,
         train_sampling_strategy="sequential",  # the dataset is already in _batch_at's order
         dataloader_num_workers=0, dataloader_pin_memory=False, remove_unused_columns=False,
@@ -250,7 +250,12 @@ class _Hooks(TrainerCallback):
 def _complete_checkpoints(states: Path, every: bool = False) -> list[Path]:
     """Checkpoint folders by step; only those with our marker unless `every`."""
     found = [p for p in states.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (every or (p / MARKER).is_file())]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+    return sorted(found, key=_step)
+
+
+def _step(checkpoint: Path) -> int:
+    """The step a Trainer checkpoint folder (`checkpoint-N`) holds."""
+    return int(checkpoint.name.split("-")[-1])
 
 
 def _last_checkpoint(states: Path, run_key: dict) -> tuple[Path | None, float]:
