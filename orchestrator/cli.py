@@ -201,6 +201,9 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
             ledger.add_row("setup" if round_ < 0 else str(round_), stage, state,
                            f"{seconds:.1f}" if seconds is not None else "", detail)
         console.print(ledger)
+        usage = store.teacher_usage()
+        if usage:
+            console.print(teacher_usage_table(usage))
         summary = store.round_summary()
         if summary:
             console.print(summary_table(summary, title="per round (held-out accuracy)"))
@@ -209,6 +212,17 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
             console.print(msp_table(store.profile(rounds[-1]), title=f"Missing-Skill-Profile, round {rounds[-1]}"))
     finally:
         store.close()
+
+
+def teacher_usage_table(rows: list[tuple]) -> Table:
+    """The LLM teacher's requests and tokens per stage and prompt template."""
+    table = Table(title="LLM teacher usage (tries sent; cached answers cost nothing)")
+    for col in ("round", "stage", "template", "tries", "errors", "prompt tokens", "completion tokens", "seconds"):
+        table.add_column(col, justify="left" if col in ("stage", "template") else "right")
+    for round_, stage, template, calls, errors, prompt, completion, seconds in rows:
+        table.add_row("setup" if round_ < 0 else str(round_), stage, template, str(calls), str(errors),
+                      str(prompt), str(completion), f"{seconds:.1f}")
+    return table
 
 
 def msp_table(rows: list[tuple], title: str) -> Table:

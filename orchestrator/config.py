@@ -6,6 +6,7 @@ Components never see this object: `orchestrator/build.py` maps it to plain argum
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,13 +105,47 @@ class EmbedTeacherConfig(Section):
     threshold: float = Field(0.5, ge=-1, le=1)
 
 
+class LLMTeacherConfig(Section):
+    """Any OpenAI-compatible endpoint (`vllm serve`, a hosted API): STAT's teacher prompts."""
+
+    base_url: str | None = Field(None, description="e.g. http://127.0.0.1:8000/v1")
+    model: str | None = Field(None, description="the model name the server knows")
+    api_key_env: str | None = Field(None, description="NAME of the environment variable holding the API key "
+                                    "(the key itself is never stored or logged); None = no key")
+    max_concurrency: int = Field(8, ge=1, le=512)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=20, description="HTTP retries (429, 5xx, timeouts), with backoff")
+    max_tokens: int | None = Field(None, ge=1, description="None = each template's own")
+    structured: Literal["auto", "json_schema", "off"] = Field(
+        "auto", description="send the reply's JSON schema (guided decoding); auto = unless the server refuses")
+    discovery_sample: int = Field(60, ge=2, description="pool items that each name one fine-grained skill")
+    merge: Literal["teacher", "embed"] = Field("teacher", description="fine skills -> catalogue: by the "
+                                               "teacher, or by k-means over their embeddings")
+    max_skills: int = Field(12, ge=2, le=50)
+    templates: Path | None = Field(None, description="folder of NAME.vN.j2 files replacing shipped prompts by name")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_name_not_a_key(cls, name: str | None) -> str | None:
+        if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError("give the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key")
+        return name
+
+
 class TeacherConfig(Section):
-    kind: Literal["rules", "embed"] = "rules"
+    kind: Literal["rules", "embed", "llm"] = "rules"
     batch_size: int = Field(64, ge=1, description="items per teacher call when labelling and diagnosing; "
                             "each batch is committed, so a resumed stage redoes at most one")
     max_retries: int = Field(2, ge=0, description="retries of a teacher call whose output is unusable; then "
                              "the batch is recorded as an error event and skipped")
     embed: EmbedTeacherConfig = EmbedTeacherConfig()
+    llm: LLMTeacherConfig = LLMTeacherConfig()
+
+    @model_validator(mode="after")
+    def _llm_needs_endpoint(self) -> TeacherConfig:
+        if self.kind == "llm" and not (self.llm.base_url and self.llm.model):
+            raise ValueError("teacher.kind is 'llm': set teacher.llm.base_url and teacher.llm.model")
+        return self
 
 
 class DifficultyConfig(Section):

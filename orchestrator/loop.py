@@ -104,7 +104,7 @@ class Session:
                 self.reporter.catch_signals()  # take SIGTERM back from Ray's core worker
         store = self._spawn("store", Store, {"path": (cfg.run_dir / STORE_FILE).resolve()})
         self._reconcile_config(store)
-        teacher = self._spawn("teacher", make_teacher, build.teacher_args(cfg))
+        teacher = self._spawn("teacher", make_teacher, build.teacher_args(cfg, store))
         self.ctx = stages.Context(cfg=cfg, task=build.build_task(cfg), store=store, teacher=teacher,
                                   reporter=self.reporter)
 

@@ -99,3 +99,12 @@ WITH per_answer AS (
     FROM items i JOIN item_skills s USING (item_id) WHERE i.split = 'test' GROUP BY s.skill, i.answer
 )
 SELECT sum(top) / sum(total) FROM (SELECT skill, max(n) AS top, sum(n) AS total FROM per_answer GROUP BY skill);
+
+-- name: teacher_cached
+SELECT key, any_value(response ORDER BY attempt) FROM teacher_calls
+WHERE status = 'ok' AND key IN (SELECT unnest(?::VARCHAR[])) GROUP BY key;
+
+-- name: teacher_usage
+SELECT round, stage, template, count(*) AS calls, count(*) FILTER (WHERE status = 'error') AS errors,
+       sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens, sum(seconds) AS seconds
+FROM teacher_calls GROUP BY round, stage, template ORDER BY round, min(created_at), template;

@@ -19,7 +19,7 @@ import duckdb
 
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SETUP_ROUND = -1  # stages that happen once per run (task, labels, warm-up)
 
 
@@ -94,6 +94,7 @@ class Store:
                     leftover.unlink(missing_ok=True)
             raise StoreError(f"{self.path}: cannot open the run store ({err})") from None
         self._check_version()
+        self.current_stage = (SETUP_ROUND, "")
 
     def close(self) -> None:
         self.db.close()
@@ -121,6 +122,9 @@ class Store:
                                GROUP BY round, stage, message""")
             self.db.execute("DROP TABLE events_v2")
             self.db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+            row = ("3",)
+        if row and row[0] == "3":  # v4 adds teacher_calls, which schema.sql creates
+            self.db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
 
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -170,6 +174,7 @@ class Store:
 
     def start_stage(self, round_: int, stage: str) -> None:
         self._query("start_stage", [round_, stage])
+        self.current_stage = (round_, stage)  # what teacher calls from now on are charged to
 
     def finish_stage(self, round_: int, stage: str, detail: str = "") -> None:
         self._query("finish_stage", [detail, round_, stage])
@@ -281,6 +286,16 @@ class Store:
             [(round_, path, base, metrics["steps"], metrics["examples"], metrics["final_loss"], metrics["seconds"])],
         )
 
+    def add_teacher_calls(self, rows: Sequence[tuple]) -> int:
+        """rows: (key, attempt, template, model, status, response, error, prompt_tokens,
+        completion_tokens, seconds) from `workers.llm_client`, charged to the running stage."""
+        return self._insert(
+            "teacher_calls",
+            "key, attempt, template, model, status, response, error, prompt_tokens, completion_tokens, seconds, "
+            "round, stage",
+            ((*row, *self.current_stage) for row in rows),
+        )
+
     # --- reads --------------------------------------------------------------------------
 
     def items(self, split: str | None = None) -> list[Item]:
@@ -357,6 +372,14 @@ class Store:
 
     def split_counts(self) -> dict[str, int]:
         return dict(self._query("split_counts"))
+
+    def teacher_cached(self, keys: Sequence[str]) -> dict[str, str]:
+        """key -> the first usable reply recorded for it (the LLM teacher's cache)."""
+        return dict(self._query("teacher_cached", [list(keys)])) if keys else {}
+
+    def teacher_usage(self) -> list[tuple]:
+        """(round, stage, template, calls, errors, prompt tokens, completion tokens, seconds)."""
+        return self._query("teacher_usage")
 
     def rounds(self) -> list[int]:
         return [r[0] for r in self._query("rounds")]

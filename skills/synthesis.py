@@ -38,10 +38,10 @@ def stat_syn_requests(pairs: Iterable[tuple[str, str]], *, per_pair: int = 2) ->
 def novel(candidates: Iterable[Candidate], existing_questions: Collection[str]) -> list[Candidate]:
     """The candidates whose question (whitespace- and case-insensitive) is in neither the
     existing data nor an earlier candidate: a copy of a probe or test item would leak it."""
-    seen = {_question_key(q) for q in existing_questions}
+    seen = {question_key(q) for q in existing_questions}
     out = []
     for candidate in candidates:
-        key = _question_key(candidate.item.question)
+        key = question_key(candidate.item.question)
         if key not in seen:
             seen.add(key)
             out.append(candidate)
@@ -56,5 +56,5 @@ def _normal(answer: str) -> str:
     return str(int(match.group(1))) if match else text
 
 
-def _question_key(question: str) -> str:
+def question_key(question: str) -> str:
     return " ".join(question.split()).casefold()

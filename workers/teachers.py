@@ -1,4 +1,4 @@
-"""Teacher factory, called inside the teacher's actor so the embedding model loads there."""
+"""Teacher factory, called inside the teacher's actor so the embedding model (or the HTTP client) lives there."""
 
 from __future__ import annotations
 
@@ -17,4 +17,27 @@ def make_teacher(kind: str, **params: Any) -> Teacher:
         from sgi.workers.embedder import Embedder
 
         return EmbedTeacher(embed=Embedder().encode, **params)
-    raise ValueError(f"teacher.kind {kind!r} is not one of 'rules', 'embed'")
+    if kind == "llm":
+        return _llm_teacher(**params)
+    raise ValueError(f"teacher.kind {kind!r} is not one of 'rules', 'embed', 'llm'")
+
+
+def _llm_teacher(*, base_url: str, model: str, api_key_env: str | None, max_concurrency: int, timeout_s: float,
+                 max_retries: int, parse_retries: int, structured: str, cache: Any, templates: str | None,
+                 discovery_sample: int, merge: str, max_skills: int, max_tokens: int | None, seed: int) -> Teacher:
+    from pathlib import Path
+
+    from sgi.skills.llm_teacher import LLMTeacher, load_templates
+    from sgi.workers.llm_client import ChatClient
+
+    client = ChatClient(base_url, model, api_key_env=api_key_env, max_concurrency=max_concurrency,
+                        timeout_s=timeout_s, max_retries=max_retries, parse_retries=parse_retries,
+                        structured=structured, cache=cache)
+    embed = None
+    if merge == "embed":
+        from sgi.workers.embedder import Embedder
+
+        embed = Embedder().encode
+    return LLMTeacher(client.complete, load_templates(Path(templates) if templates else None),
+                      discovery_sample=discovery_sample, merge=merge, max_skills=max_skills, embed=embed,
+                      max_tokens=max_tokens, seed=seed)

@@ -1,0 +1,271 @@
+"""The `llm` teacher: its templates, config and cache, and its four jobs against a real `vllm serve`.
+
+The vLLM tests start SmolLM2-135M-Instruct under vLLM (CPU build, own virtualenv) on
+127.0.0.1 as the teacher endpoint. A 135M teacher labels poorly; what is checked is the
+plumbing and the constraints: schema-valid rows, only catalogue skills, bounded retries,
+nothing lost under injected faults, and no request sent twice.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sgi.orchestrator import build, stages
+from sgi.orchestrator.config import ConfigError, load_config
+from sgi.orchestrator.progress import Reporter
+from sgi.orchestrator.store import SETUP_ROUND, Store
+from sgi.skills import synthesis
+from sgi.skills.interfaces import TeacherOutputError
+from sgi.skills.llm_teacher import OUTPUTS, LLMTeacher, load_templates
+from sgi.skills.records import Case, Skill
+from sgi.workers.llm_client import ChatClient
+from sgi.workers.teachers import make_teacher
+from vllm_server import SERVED_NAME, FaultProxy, VLLMServer, require_vllm
+
+# --- templates, config, cache (no server) ------------------------------------------------
+
+
+def test_every_shipped_template_renders_with_its_declared_inputs():
+    templates = load_templates()
+    assert set(templates) == {"discover", "merge", "label", "diagnose", "synthesize", "solve"}
+    teacher = LLMTeacher(lambda requests: [], templates)
+    skill = [{"name": "gcd", "description": "greatest common divisor"}]
+    inputs = {
+        "discover": {"question": "gcd(12, 8)?", "answer": "4"},
+        "merge": {"fine_skills": [{"name": "gcd", "count": 2, "description": "d"}], "max_skills": 5},
+        "label": {"question": "q", "answer": "a", "catalogue": skill},
+        "diagnose": {"question": "q", "answer": "a", "output": "o", "skills": skill},
+        "synthesize": {"skill": "gcd", "description": "d", "references": [{"question": "q", "answer": "a"}]},
+        "solve": {"question": "q"},
+    }
+    for name, values in inputs.items():
+        request = teacher.request(name, **values)
+        assert request.template == f"{name}.v1" and request.messages[0]["role"] == "system"
+        assert "{{" not in request.messages[1]["content"] and "JSON" in request.messages[1]["content"]
+    with pytest.raises(ValueError, match="declares inputs"):
+        teacher.request("solve", question="q", answer="a")
+
+
+def test_a_template_folder_overrides_by_name_and_bad_files_are_named(tmp_path):
+    shipped = (load_templates()["solve"]).source
+    (tmp_path / "solve.v2.j2").write_text("---\noutput: Solution\ninputs: [question]\nsystem: Be brief.\n---\n"
+                                          "Solve {{ question }}. JSON please.\n")
+    templates = load_templates(tmp_path)
+    assert templates["solve"].id == "solve.v2" and templates["solve"].system == "Be brief."
+    assert shipped.endswith("solve.v1.j2")
+    (tmp_path / "nosuch.v1.j2").write_text("---\noutput: Solution\ninputs: [question]\n---\nx\n")
+    with pytest.raises(ValueError, match="no template named 'nosuch'"):
+        load_templates(tmp_path)
+    (tmp_path / "nosuch.v1.j2").unlink()
+    (tmp_path / "label.v3.j2").write_text("---\noutput: Nonsense\ninputs: [question]\n---\nx\n")
+    with pytest.raises(ValueError, match=r"label.v3.j2: bad template"):
+        load_templates(tmp_path)
+
+
+def test_replies_outside_the_schema_or_the_catalogue_are_refused():
+    teacher = LLMTeacher(lambda requests: [], load_templates())
+    request = teacher.request("label", enum=["gcd", "lcm"], question="q", answer="a",
+                              catalogue=[{"name": "gcd", "description": "d"}])
+    assert request.schema["properties"]["skills"]["items"]["enum"] == ["gcd", "lcm"]
+    assert request.parse('```json\n{"skills": ["lcm"], "reason": "r"}\n```').skills == ["lcm"]
+    for bad in ('{"skills": ["primes"], "reason": "r"}', '{"skills": [], "reason": "r"}', '{"skills": ["gcd"', "Sure!"):
+        with pytest.raises(TeacherOutputError):
+            request.parse(bad)
+
+
+def test_the_config_takes_a_key_name_never_a_key():
+    cfg = load_config(None, ["teacher.kind=llm", "teacher.llm.base_url=http://127.0.0.1:1/v1",
+                             "teacher.llm.model=m", "teacher.llm.api_key_env=MY_TEACHER_KEY"])
+    assert cfg.teacher.llm.api_key_env == "MY_TEACHER_KEY"
+    with pytest.raises(ConfigError, match="NAME of an environment variable"):
+        load_config(None, ["teacher.llm.api_key_env=sk-abc123-secret"])
+    with pytest.raises(ConfigError, match="teacher.llm.base_url"):
+        load_config(None, ["teacher.kind=llm"])
+
+
+def test_a_missing_key_variable_is_named_and_its_value_never_shown(monkeypatch):
+    monkeypatch.delenv("SGI_TEST_TEACHER_KEY", raising=False)
+    with pytest.raises(ValueError, match="SGI_TEST_TEACHER_KEY, which is not set"):
+        ChatClient("http://127.0.0.1:1/v1", "m", api_key_env="SGI_TEST_TEACHER_KEY")
+
+
+def test_teacher_calls_are_cached_in_the_store_and_charged_to_the_running_stage(tmp_path):
+    store = Store(tmp_path / "sgi.duckdb")
+    store.start_stage(0, "diagnose")
+    row = ("k1", 0, "label.v1", "m", "error", "{oops", "TeacherOutputError: bad", 10, 3, 0.5)
+    store.add_teacher_calls([row, ("k1", 1, "label.v1", "m", "ok", '{"a": 1}', "", 11, 4, 0.4)])
+    assert store.teacher_cached(["k1", "k2"]) == {"k1": '{"a": 1}'}
+    assert store.teacher_usage() == [(0, "diagnose", "label.v1", 2, 1, 21, 7, pytest.approx(0.9))]
+    store.reset_stages([(0, "diagnose")])  # a redone stage keeps the cache: it is paid for
+    assert store.teacher_cached(["k1"]) == {"k1": '{"a": 1}'}
+    store.close()
+
+
+def test_a_version_3_store_gains_the_teacher_cache(tmp_path):
+    path = tmp_path / "sgi.duckdb"
+    store = Store(path)
+    store.db.execute("DROP TABLE teacher_calls")
+    store.db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    store.close()
+    store = Store(path)
+    assert store.teacher_cached(["x"]) == {} and store.teacher_usage() == []
+    store.close()
+
+
+# --- against a real vllm serve -------------------------------------------------------------
+
+ITEMS_CONFIG = ["task.gym.families={add_sub: 6, gcd: 6, lcm: 4, products: 4}", "task.gym.probe_per_family=1",
+                "task.gym.test_per_family=1", "task.gym.general={}", "teacher.batch_size=8"]
+
+
+@pytest.fixture(scope="module")
+def vllm_url(tmp_path_factory):
+    python = require_vllm()
+    from sgi.workers.models import resolve_student
+
+    server = VLLMServer(python, resolve_student("smollm2"), tmp_path_factory.mktemp("vllm") / "serve.log")
+    try:
+        server.wait_ready()
+        yield server.base_url
+    finally:
+        server.stop()
+
+
+def _context(tmp_path, base_url: str, *extra: str) -> stages.Context:
+    cfg = load_config(None, [*ITEMS_CONFIG, "teacher.kind=llm", f"teacher.llm.base_url={base_url}",
+                             f"teacher.llm.model={SERVED_NAME}", "teacher.llm.discovery_sample=12",
+                             "teacher.llm.max_skills=6", *extra])
+    store = Store(tmp_path / "sgi.duckdb")
+    ctx = stages.Context(cfg=cfg, task=build.build_task(cfg), store=store,
+                         teacher=make_teacher(**build.teacher_args(cfg, store)), reporter=Reporter(quiet=True))
+    stages.load_task(ctx)
+    return ctx
+
+
+def _ok_replies_parse(store: Store) -> int:
+    """Every usable reply in the store parses into its template's declared model."""
+    templates = {t.id: t for t in load_templates().values()}
+    rows = store.db.execute("SELECT template, response FROM teacher_calls WHERE status = 'ok'").fetchall()
+    for template, response in rows:
+        templates[template].output.model_validate_json(response[response.find("{"): response.rfind("}") + 1])
+    return len(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_the_four_teacher_jobs_through_vllm_serve(tmp_path, vllm_url):
+    ctx = _context(tmp_path, vllm_url)
+    store = ctx.store
+    store.start_stage(SETUP_ROUND, "label")
+    stages.label_items(ctx)  # discovery (sample + merge) and labelling, through the stage
+
+    catalogue = store.catalogue()
+    names = {s.name for s in catalogue}
+    assert 1 <= len(catalogue) <= 6 and all(s.description for s in catalogue)
+    labels = store.labels()
+    items = store.items()
+    assert len(labels) >= len(items) // 2  # a 135M teacher under guided decoding mostly answers
+    assert all(1 <= len(skills) <= 5 and set(skills) <= names for skills in labels.values())
+
+    teacher = ctx.teacher
+    labelled = [i for i in items if i.item_id in labels][:4]
+    cases = [Case(i, output="I think it is 0", extracted="0", skills=labels[i.item_id]) for i in labelled]
+    diagnoses = teacher.diagnose(cases, {})
+    assert diagnoses and all(1 <= len(d.skills) <= 3 and set(d.skills) <= set(labels[d.item_id]) for d in diagnoses)
+
+    skill = labels[labelled[0].item_id][0]
+    references = [i for i in items if skill in labels.get(i.item_id, ())][:3]
+    candidates = teacher.synthesize(skill, references, 2, seed=7, avoid=[i.question for i in items])
+    assert candidates and all(len(c.solutions) == 3 and c.item.split == "synthetic" for c in candidates)
+    assert all(c.item.meta["provenance"]["skill"] == skill for c in candidates)
+    assert all(c.item.question not in {i.question for i in items} for c in candidates)
+    kept = [c for c in candidates if synthesis.keep(c)]  # 2 of 3 solutions agree: the paper's rule
+    assert len(kept) <= len(candidates)
+
+    assert _ok_replies_parse(store) > 0
+    usage = {row[2]: row for row in store.teacher_usage()}
+    assert {"discover.v1", "merge.v1", "label.v1", "diagnose.v1", "synthesize.v1", "solve.v1"} <= set(usage)
+    assert all(row[5] > 0 and row[6] > 0 for row in usage.values())  # tokens recorded per template
+    assert usage["label.v1"][:2] == (SETUP_ROUND, "label")  # charged to the ledger's running stage
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_a_repeated_run_sends_no_request_twice(tmp_path, vllm_url):
+    with FaultProxy(vllm_url.removesuffix("/v1"), [None]) as counter:  # forwards and counts, spoils nothing
+        ctx = _context(tmp_path, counter.base_url)
+        stages.label_items(ctx)
+        first = ctx.store.labels(), ctx.store.catalogue()
+        sent = counter.seen["ok"]
+        assert sent > 0
+        ctx.store.reset_stages([(SETUP_ROUND, "label")])  # forget labels and catalogue, as --force-from label
+        assert ctx.store.labels() == {}
+        ctx.teacher = make_teacher(**build.teacher_args(ctx.cfg, ctx.store))  # a fresh teacher, same store
+        stages.label_items(ctx)
+        assert counter.seen["ok"] == sent  # every answer came from the store's cache
+        assert (ctx.store.labels(), ctx.store.catalogue()) == first
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_injected_faults_are_retried_within_bounds_and_nothing_is_lost(tmp_path, vllm_url):
+    schedule = ["500", None, "truncate", None, "drop", None, None, "delay", None, None]
+    with FaultProxy(vllm_url.removesuffix("/v1"), schedule, delay_s=6.0) as proxy:
+        ctx = _context(tmp_path, proxy.base_url, "teacher.llm.timeout_s=4", "teacher.llm.max_retries=2",
+                       "teacher.max_retries=2")
+        detail = stages.label_items(ctx)
+    store = ctx.store
+    items = store.items()
+    labelled = store.labels()
+    calls = store.db.execute("SELECT key, attempt, status, error, response FROM teacher_calls").fetchall()
+    keys = {key for key, *_ in calls}
+    answered = {key for key, _, status, *_ in calls if status == "ok"}
+    label_keys = {key for (key,) in store.db.execute("SELECT key FROM teacher_calls WHERE template = 'label.v1'").fetchall()}
+
+    assert proxy.seen["500"] and proxy.seen["drop"] and proxy.seen["delay"] and proxy.seen["truncate"]
+    # Bounded: each logical request is tried at most 1 + 2 times by us, each try at most 1 + 2 times
+    # by the HTTP client (3 x 3 = 9 server hits per request at the worst).
+    assert sum(proxy.seen.values()) <= 9 * len(keys)
+    assert max(attempt for _, attempt, *_ in calls) <= 2
+    truncated = [c for c in calls if c[2] == "error" and "TeacherOutputError" in c[3]]
+    assert truncated and all(c[4] for c in truncated)  # the raw text is kept with the error
+    # Nothing lost: every item is labelled, or its request is recorded as failed after its tries.
+    assert len(label_keys) == len(items)
+    assert len(items) - len(labelled) == len(label_keys - answered)
+    assert ("unlabelled" in detail) == (len(labelled) < len(items))
+    assert _ok_replies_parse(store) > 0
+    store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_sgi_profile_with_the_llm_teacher_on_ray_keeps_the_key_secret(tmp_path, vllm_url):
+    """The CLI, on Ray: the teacher actor records its calls through the store actor, per stage."""
+    import os
+    import subprocess
+    import sys
+
+    secret = "sk-sgi-test-3f9a1c-do-not-log"
+    sets = [*ITEMS_CONFIG, "name=llm", f"runs_dir={tmp_path / 'runs'}", "warmup.enabled=false", "ray.num_cpus=2",
+            "teacher.kind=llm", f"teacher.llm.base_url={vllm_url}", f"teacher.llm.model={SERVED_NAME}",
+            "teacher.llm.discovery_sample=8", "teacher.llm.max_skills=4", "teacher.llm.api_key_env=SGI_TEST_TEACHER_KEY"]
+    env = {**os.environ, "SGI_TEST_TEACHER_KEY": secret}
+    cmd = [sys.executable, "-m", "sgi.orchestrator", "profile", *[a for s in sets for a in ("--set", s)]]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "llm"
+    status = subprocess.run([sys.executable, "-m", "sgi.orchestrator", "status", str(run_dir)],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert status.returncode == 0 and "LLM teacher usage" in status.stdout
+
+    store = Store(run_dir / "sgi.duckdb", read_only=True)
+    charged = {(round_, stage) for round_, stage, *_ in store.teacher_usage()}
+    assert (SETUP_ROUND, "label") in charged and (0, "diagnose") in charged
+    assert store.stage_done(0, "diagnose") and store.diagnosed_ids(0)
+    store.close()
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    assert secret not in result.stdout + result.stderr + status.stdout + status.stderr
