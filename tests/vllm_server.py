@@ -50,7 +50,7 @@ def free_port() -> int:
 class VLLMServer:
     """`python -m vllm.entrypoints.openai.api_server` in its own process group, stopped on exit."""
 
-    def __init__(self, python: Path, model: Path, log: Path):
+    def __init__(self, python: Path, model: Path, log: Path, extra: list[str] = ()):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1",
@@ -59,7 +59,7 @@ class VLLMServer:
         self.proc = subprocess.Popen(
             [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
              "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(self.port),
-             "--max-model-len", "2048", "--dtype", "float32", "--seed", "0"],
+             "--max-model-len", "2048", "--dtype", "float32", "--seed", "0", *extra],
             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
 

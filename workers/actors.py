@@ -35,6 +35,11 @@ class Remote:
         self.role = role
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
+        # Only engine methods: pickling (a Remote handed to another actor) probes dunders,
+        # and reads `handle` before it is set.
+        if method.startswith("__") or method in ("handle", "role"):
+            raise AttributeError(method)
+
         def call(*args: Any, **kwargs: Any) -> Any:
             return self.get(self.handle.call.remote(method, *args, **kwargs))
 
