@@ -10,6 +10,7 @@ namespace on a real tmpfs.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -327,6 +328,15 @@ def test_missing_model_path_fails_before_the_run_directory(sgi, tmp_path):
     missing = tmp_path / "no-such-model"
     code, _, err = sgi(*file_args(path), model_path=missing)
     one_error_line(code, err, f"student model '{missing}' does not exist")
+    assert not (tmp_path / "runs" / "default").exists()
+
+
+def test_vllm_engine_where_vllm_is_missing_fails_before_the_run_directory(sgi, tmp_path):
+    if importlib.util.find_spec("vllm") is not None:  # vllm lives in its own venv (README, "vLLM")
+        pytest.skip("vllm is importable here")
+    path = write_jsonl(tmp_path / "items.jsonl", GOOD)
+    code, _, err = sgi(*file_args(path, FIELDS, "student.engine=vllm"))
+    one_error_line(code, err, "student.engine is 'vllm' but vllm is not importable", "bash .ci/vllm-venv")
     assert not (tmp_path / "runs" / "default").exists()
 
 
