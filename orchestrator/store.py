@@ -21,6 +21,9 @@ from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 
 SCHEMA_VERSION = 4
 SETUP_ROUND = -1  # stages that happen once per run (task, labels, warm-up)
+# Tables added since an older version: a read-only open (`sgi status` on an old run)
+# gets them as empty temporary tables instead of refusing the store.
+ADDED_SINCE: dict[int, list[str]] = {3: ["teacher_calls"]}
 
 
 # What each stage writes, for `reset_stages` (`?` is the round). Synthetic items of a
@@ -75,6 +78,7 @@ class ScoredAttempt:
 class Store:
     def __init__(self, path: Path, *, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
         if read_only and not self.path.exists():
             raise StoreError(f"{self.path}: no run store here (is this a run directory?)")
         try:
@@ -129,6 +133,12 @@ class Store:
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         found = int(row[0]) if row else None
+        if self.read_only and found in ADDED_SINCE:
+            schema = resources.files("sgi.orchestrator").joinpath("schema.sql").read_text()
+            for table in ADDED_SINCE[found]:
+                create = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \(.*?\n\);", schema, re.S).group(0)
+                self.db.execute(create.replace("CREATE TABLE", "CREATE TEMP TABLE"))
+            return
         if found != SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: store schema version {found}, this sgi reads version {SCHEMA_VERSION}"

@@ -109,8 +109,12 @@ def test_a_version_3_store_gains_the_teacher_cache(tmp_path):
     store.db.execute("DROP TABLE teacher_calls")
     store.db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     store.close()
-    store = Store(path)
+    old = Store(path, read_only=True)  # `sgi status` on an old run: readable as it is
+    assert old.teacher_usage() == [] and old.ledger() == []
+    old.close()
+    store = Store(path)  # a write open upgrades it in place
     assert store.teacher_cached(["x"]) == {} and store.teacher_usage() == []
+    assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
     store.close()
 
 
