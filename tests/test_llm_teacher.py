@@ -75,6 +75,21 @@ def test_replies_outside_the_schema_or_the_catalogue_are_refused():
             request.parse(bad)
 
 
+def test_merge_by_embedding_groups_fine_skills_and_names_each_group_by_its_most_frequent_member():
+    from sgi.skills.llm_teacher import FineSkill
+    from sgi.workers.embedder import Embedder
+
+    teacher = LLMTeacher(lambda requests: [], load_templates(), merge="embed", max_skills=2, embed=Embedder().encode)
+    fine = [FineSkill(skill="LCM of two numbers", description="least common multiple of two integers")] * 3 + [
+        FineSkill(skill="lcm-via-gcd", description="least common multiple from the greatest common divisor"),
+        FineSkill(skill="reverse-spelling", description="spell a word backwards letter by letter"),
+        FineSkill(skill="spell-word-backwards", description="write the letters of a word in reverse order"),
+    ]
+    catalogue = teacher._merge_by_embedding(fine)
+    assert sorted(s.name for s in catalogue) == ["lcm-of-two-numbers", "reverse-spelling"]
+    assert {s.description for s in catalogue} >= {"least common multiple of two integers"}
+
+
 def test_the_config_takes_a_key_name_never_a_key():
     cfg = load_config(None, ["teacher.kind=llm", "teacher.llm.base_url=http://127.0.0.1:1/v1",
                              "teacher.llm.model=m", "teacher.llm.api_key_env=MY_TEACHER_KEY"])
