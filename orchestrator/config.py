@@ -135,14 +135,22 @@ class LLMTeacherConfig(Section):
         return name
 
 
+class LocalTeacherConfig(Section):
+    """An in-process model with the llm teacher's prompts (and teacher.llm's prompt settings)."""
+
+    model: str = Field("smollm2", description="'smollm2' (shipped) or a local HF causal-LM folder")
+    dtype: Literal["auto", "bfloat16", "float32"] = "auto"
+
+
 class TeacherConfig(Section):
-    kind: Literal["rules", "embed", "llm"] = "rules"
+    kind: Literal["rules", "embed", "llm", "local"] = "rules"
     batch_size: int = Field(64, ge=1, description="items per teacher call when labelling and diagnosing; "
                             "each batch is committed, so a resumed stage redoes at most one")
     max_retries: int = Field(2, ge=0, description="retries of a teacher call whose output is unusable; then "
                              "the batch is recorded as an error event and skipped")
     embed: EmbedTeacherConfig = EmbedTeacherConfig()
     llm: LLMTeacherConfig = LLMTeacherConfig()
+    local: LocalTeacherConfig = LocalTeacherConfig()
 
     @model_validator(mode="after")
     def _llm_needs_endpoint(self) -> TeacherConfig:
@@ -217,10 +225,10 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _synthesis_needs_a_synthesizing_teacher(self) -> RunConfig:
-        if self.loop.strategy in ("stat-syn", "stat-sel+syn") and self.teacher.kind not in ("rules", "llm"):
+        if self.loop.strategy in ("stat-syn", "stat-sel+syn") and self.teacher.kind == "embed":
             raise ValueError(
                 f"loop.strategy {self.loop.strategy!r} needs a teacher that writes items; "
-                f"teacher.kind {self.teacher.kind!r} cannot (use stat-sel, or teacher.kind rules or llm)"
+                f"teacher.kind {self.teacher.kind!r} cannot (use stat-sel, or teacher.kind rules, llm or local)"
             )
         return self
 

@@ -295,3 +295,29 @@ def test_sgi_profile_with_the_llm_teacher_on_ray_keeps_the_key_secret(tmp_path, 
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
     assert secret not in result.stdout + result.stderr + status.stdout + status.stderr
+
+
+@pytest.mark.slow
+def test_the_local_teacher_answers_in_process_with_the_same_prompts_and_cache(tmp_path):
+    """teacher.kind local: SmolLM2 in this process, no guided decoding, so replies that do not
+    parse are retried and then recorded; whatever is kept is schema-valid and in the catalogue."""
+    cfg = load_config(None, [*ITEMS_CONFIG, "teacher.kind=local", "teacher.llm.max_tokens=64",
+                             "teacher.max_retries=1"])
+    store = Store(tmp_path / "sgi.duckdb")
+    teacher = make_teacher(**build.teacher_args(cfg, store))
+    items = build.build_task(cfg).load_items()[:3]
+    catalogue = [Skill("addition", "adding whole numbers"), Skill("gcd", "greatest common divisor"),
+                 Skill("lcm", "least common multiple")]
+    store.start_stage(SETUP_ROUND, "label")
+    labels = teacher.label(items, catalogue)
+    assert all(label.skill in {"addition", "gcd", "lcm"} for label in labels)
+    calls = store.db.execute("SELECT key, attempt, status, model FROM teacher_calls").fetchall()
+    assert len({key for key, *_ in calls}) == len(items)  # one logical request per item
+    assert all(attempt <= 1 for _, attempt, *_ in calls) and {status for _, _, status, _ in calls} <= {"ok", "error"}
+    assert all(model.endswith("smollm2-0.1.2") for *_, model in calls)
+    assert len({l.item_id for l in labels}) == sum(status == "ok" for _, _, status, _ in calls)
+    _ok_replies_parse(store)
+    again = make_teacher(**build.teacher_args(cfg, store)).label(items, catalogue)  # answered from the cache
+    assert sorted(again, key=repr) == sorted(labels, key=repr)
+    assert len(store.db.execute("SELECT key FROM teacher_calls").fetchall()) == len(calls)
+    store.close()

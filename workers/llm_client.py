@@ -31,20 +31,48 @@ FLUSH_EVERY = 16  # calls buffered before they are written to the store
 _SCHEMA_REFUSED = ("response_format", "json_schema", "guided", "structured")
 
 
+class OpenAISender:
+    """One chat completion over HTTP per call, on the `openai` async client (which retries
+    429s, 5xx, timeouts and dropped connections with backoff, `max_retries` times)."""
+
+    def __init__(self, base_url: str, *, api_key_env: str | None = None, timeout_s: float = 60.0,
+                 max_retries: int = 3):
+        if api_key_env and not os.environ.get(api_key_env):
+            raise ValueError(f"teacher.llm.api_key_env names {api_key_env}, which is not set in the environment")
+        import openai
+
+        self.errors: tuple[type[Exception], ...] = (openai.APIError,)
+        self.refusal = openai.BadRequestError
+        self.base_url, self.api_key_env, self.timeout_s, self.max_retries = base_url, api_key_env, timeout_s, max_retries
+        self.client: Any = None
+
+    async def open(self) -> None:
+        import openai
+
+        api_key = os.environ[self.api_key_env] if self.api_key_env else "EMPTY"
+        self.client = openai.AsyncOpenAI(base_url=self.base_url, api_key=api_key, timeout=self.timeout_s,
+                                         max_retries=self.max_retries)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def __call__(self, body: dict[str, Any]) -> tuple[str, Any]:
+        response = await self.client.chat.completions.create(**body)
+        return response.choices[0].message.content or "", response.usage
+
+
 class ChatClient:
     def __init__(self, base_url: str, model: str, *, api_key_env: str | None = None, max_concurrency: int = 8,
                  timeout_s: float = 60.0, max_retries: int = 3, parse_retries: int = 2,
-                 structured: str = "auto", cache: Any = None):
+                 structured: str = "auto", cache: Any = None, sender: Any = None):
+        """`sender` replaces the HTTP call (the `local` teacher's in-process model); by default
+        an `OpenAISender` for `base_url`."""
         if structured not in ("auto", "json_schema", "off"):
             raise ValueError(f"structured must be 'auto', 'json_schema' or 'off', got {structured!r}")
-        if api_key_env and not os.environ.get(api_key_env):
-            raise ValueError(f"teacher.llm.api_key_env names {api_key_env}, which is not set in the environment")
-        self.base_url = base_url
+        self.sender = sender or OpenAISender(base_url, api_key_env=api_key_env, timeout_s=timeout_s,
+                                             max_retries=max_retries)
         self.model = model
-        self.api_key_env = api_key_env
         self.max_concurrency = max_concurrency
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
         self.parse_retries = parse_retries
         self.structured = structured
         self.cache = cache
@@ -74,17 +102,13 @@ class ChatClient:
         return hashlib.sha256(f"{self.model}|{request.key}".encode()).hexdigest()
 
     async def _run(self, requests: Sequence[ChatRequest], keys: Sequence[str]) -> list[ChatReply]:
-        import openai
-
-        api_key = os.environ[self.api_key_env] if self.api_key_env else "EMPTY"
-        client = openai.AsyncOpenAI(base_url=self.base_url, api_key=api_key, timeout=self.timeout_s,
-                                    max_retries=self.max_retries)
+        await self.sender.open()
         gate = asyncio.Semaphore(self.max_concurrency)
         buffer: list[tuple] = []
         try:
             async def one(request: ChatRequest, key: str) -> ChatReply:
                 async with gate:
-                    reply = await self._ask(client, request, key, buffer)
+                    reply = await self._ask(request, key, buffer)
                 if len(buffer) >= FLUSH_EVERY:
                     self._flush(buffer)
                 return reply
@@ -92,12 +116,10 @@ class ChatClient:
             return list(await asyncio.gather(*(one(r, k) for r, k in zip(requests, keys))))
         finally:
             self._flush(buffer)
-            await client.close()
+            await self.sender.close()
 
-    async def _ask(self, client: Any, request: ChatRequest, key: str, buffer: list[tuple]) -> ChatReply:
+    async def _ask(self, request: ChatRequest, key: str, buffer: list[tuple]) -> ChatReply:
         """Up to 1 + parse_retries tries; each try's outcome is buffered for the store."""
-        import openai
-
         error = ""
         for attempt in range(self.parse_retries + 1):
             # A retry must not be the same greedy request again: new seed, some temperature.
@@ -106,13 +128,11 @@ class ChatClient:
             start = time.perf_counter()
             text, usage = "", None
             try:
-                response = await client.chat.completions.create(**self._body(request, temperature, seed))
-                text = response.choices[0].message.content or ""
-                usage = response.usage
+                text, usage = await self.sender(self._body(request, temperature, seed))
                 self.sent += 1
                 value = request.parse(text)
-            except (openai.APIError, TeacherOutputError, ValueError) as err:
-                if isinstance(err, openai.BadRequestError) and self._schema_refused(err):
+            except (*self.sender.errors, TeacherOutputError, ValueError) as err:
+                if isinstance(err, getattr(self.sender, "refusal", ())) and self._schema_refused(err):
                     self.structured = "off"  # this server has no guided decoding: ask in plain JSON
                 error = _describe(err)
                 buffer.append(self._row(key, attempt, request, "error", text, error, usage, start))

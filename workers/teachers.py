@@ -17,22 +17,31 @@ def make_teacher(kind: str, **params: Any) -> Teacher:
         from sgi.workers.embedder import Embedder
 
         return EmbedTeacher(embed=Embedder().encode, **params)
-    if kind == "llm":
+    if kind == "llm":  # also the `local` kind: build.teacher_args gives it base_url None
         return _llm_teacher(**params)
-    raise ValueError(f"teacher.kind {kind!r} is not one of 'rules', 'embed', 'llm'")
+    raise ValueError(f"teacher.kind {kind!r} is not one of 'rules', 'embed', 'llm', 'local'")
 
 
-def _llm_teacher(*, base_url: str, model: str, api_key_env: str | None, max_concurrency: int, timeout_s: float,
-                 max_retries: int, parse_retries: int, structured: str, cache: Any, templates: str | None,
-                 discovery_sample: int, merge: str, max_skills: int, max_tokens: int | None, seed: int) -> Teacher:
+def _llm_teacher(*, base_url: str | None, model: str, api_key_env: str | None, max_concurrency: int,
+                 timeout_s: float, max_retries: int, parse_retries: int, structured: str, cache: Any,
+                 templates: str | None, discovery_sample: int, merge: str, max_skills: int, max_tokens: int | None,
+                 seed: int, local_dtype: str | None = None, threads: int | None = None) -> Teacher:
+    """base_url None: the `local` kind, `model` answered in this process (no guided decoding)."""
     from pathlib import Path
 
     from sgi.skills.llm_teacher import LLMTeacher, load_templates
     from sgi.workers.llm_client import ChatClient
 
-    client = ChatClient(base_url, model, api_key_env=api_key_env, max_concurrency=max_concurrency,
+    sender = None
+    if base_url is None:
+        from sgi.workers.local_chat import LocalSender
+        from sgi.workers.models import resolve_student
+
+        path = resolve_student(model)
+        model, sender, structured = str(path), LocalSender(path, local_dtype or "auto", threads), "off"
+    client = ChatClient(base_url or "", model, api_key_env=api_key_env, max_concurrency=max_concurrency,
                         timeout_s=timeout_s, max_retries=max_retries, parse_retries=parse_retries,
-                        structured=structured, cache=cache)
+                        structured=structured, cache=cache, sender=sender)
     embed = None
     if merge == "embed":
         from sgi.workers.embedder import Embedder
