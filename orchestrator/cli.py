@@ -31,6 +31,7 @@ from sgi.orchestrator.config import ConfigError, load_config
 from sgi.orchestrator.progress import Reporter, StopRequested
 from sgi.orchestrator.rundir import ensure_free, parse_stage
 from sgi.orchestrator.store import Store, StoreError
+from sgi.skills.interfaces import TeacherOutputError
 from sgi.skills.tasks.files import TaskDataError
 from sgi.workers.actors import EngineDied
 from sgi.workers.models import ModelNotFoundError
@@ -249,7 +250,8 @@ def quiet_libraries() -> None:
 
 
 # User mistakes only; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, StoreError, TaskDataError, ModelNotFoundError, FileNotFoundError)
+USER_ERRORS = (ConfigError, StoreError, TaskDataError, ModelNotFoundError, FileNotFoundError,
+               TeacherOutputError)  # a teacher that could not answer (after its retries): not a bug of ours
 
 
 def main() -> None:

@@ -68,7 +68,10 @@ def label_items(ctx: Context) -> str:
         catalogue = ctx.store.catalogue()
         if not catalogue:
             ctx.reporter.note(f"  building the skill catalogue from {len(items)} items")
-            catalogue = ctx.teacher.build_catalogue(items)
+            catalogue = ask_teacher(ctx, SETUP_ROUND, "label", items, "build_catalogue", items)
+            if not catalogue:  # nothing can be labelled without one: stop here, resumable
+                raise TeacherOutputError("the teacher could not build a skill catalogue (the reason is in the "
+                                         "run's events: sgi status); `sgi resume` asks again")
             ctx.store.add_skills(catalogue, ctx.cfg.teacher.kind)
         names = {s.name for s in catalogue}
         done = set(ctx.store.labels())

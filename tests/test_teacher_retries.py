@@ -70,3 +70,15 @@ def test_a_batch_that_keeps_failing_is_recorded_and_skipped(context):
         "SELECT message FROM events WHERE round = ? AND stage = 'label'", [SETUP_ROUND]).fetchall()]
     assert message.startswith("teacher error after 3 tries on ") and "and 3 more" in message
     assert "Sure! Here are the skills" in message
+
+
+def test_a_catalogue_the_teacher_cannot_build_stops_the_stage_with_a_clear_error(context):
+    teacher = Flaky(RulesTeacher(), "build_catalogue", failures=3)  # 1 + 2 retries, all unusable
+    ctx = context(teacher)
+    with pytest.raises(TeacherOutputError, match="could not build a skill catalogue.*sgi resume"):
+        stages.label_items(ctx)
+    assert teacher.calls == 3 and ctx.store.catalogue() == [] and ctx.store.labels() == {}
+    (message,) = [m for (m,) in ctx.store.db.execute("SELECT message FROM events WHERE stage = 'label'").fetchall()]
+    assert message.startswith("teacher error after 3 tries")
+    ctx.teacher = RulesTeacher()  # the teacher is back: the same stage now succeeds
+    assert "skills" in stages.label_items(ctx) and ctx.store.catalogue()
