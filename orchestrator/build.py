@@ -30,17 +30,21 @@ def build_task(cfg: RunConfig) -> Task:
 
 def teacher_args(cfg: RunConfig, store: Any = None) -> dict[str, Any]:
     """Arguments for `workers.teachers.make_teacher`; an LLM teacher records its calls in `store`."""
-    if cfg.teacher.kind in ("llm", "local"):
-        t, llm, local = cfg.teacher, cfg.teacher.llm, cfg.teacher.local
-        where = ({"base_url": None, "model": local.model, "local_dtype": local.dtype, "threads": torch_threads(cfg)}
-                 if t.kind == "local" else {"base_url": llm.base_url, "model": llm.model})
-        return {"kind": "llm", **where, "api_key_env": llm.api_key_env,
-                "max_concurrency": llm.max_concurrency, "timeout_s": llm.timeout_s, "max_retries": llm.max_retries,
-                "parse_retries": t.max_retries, "structured": llm.structured, "cache": store,
-                "templates": str(llm.templates) if llm.templates else None, "discovery_sample": llm.discovery_sample,
-                "merge": llm.merge, "max_skills": llm.max_skills, "max_tokens": llm.max_tokens, "seed": cfg.seed}
-    if cfg.teacher.kind == "embed":
-        e = cfg.teacher.embed
+    t, llm = cfg.teacher, cfg.teacher.llm
+    if t.kind in ("llm", "local"):
+        client = {"base_url": llm.base_url, "model": llm.model, "api_key_env": llm.api_key_env,
+                  "max_concurrency": llm.max_concurrency, "timeout_s": llm.timeout_s,
+                  "max_retries": llm.max_retries, "parse_retries": t.max_retries, "structured": llm.structured,
+                  "cache": store}
+        common = {"client": client, "templates": str(llm.templates) if llm.templates else None,
+                  "discovery_sample": llm.discovery_sample, "merge": llm.merge, "max_skills": llm.max_skills,
+                  "max_tokens": llm.max_tokens, "seed": cfg.seed}
+        if t.kind == "local":
+            return {"kind": "local", "local_model": t.local.model, "local_dtype": t.local.dtype,
+                    "threads": torch_threads(cfg), **common}
+        return {"kind": "llm", **common}
+    if t.kind == "embed":
+        e = t.embed
         return {"kind": "embed", "n_skills": e.n_skills, "threshold": e.threshold, "seed": cfg.seed}
     return {"kind": "rules"}
 

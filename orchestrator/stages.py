@@ -210,6 +210,7 @@ def diagnose(ctx: Context, round_: int) -> str:
     labels = ctx.store.labels()
     greedy = {a[0]: a for a in ctx.store.attempts(round_) if a[1] == 0}
     accuracy = ctx.store.skill_accuracy(round_)
+    catalogue = ctx.store.catalogue()
     cases = [
         Case(items[i], output=greedy[i][2], extracted=greedy[i][3], skills=labels.get(i, ()))
         for i in todo
@@ -217,7 +218,8 @@ def diagnose(ctx: Context, round_: int) -> str:
     with ctx.reporter.bar(f"round {round_}: diagnosing", len(difficult)) as advance:
         advance(len(difficult) - len(todo))
         for batch in _batches(cases, ctx.cfg.teacher.batch_size):
-            diagnoses = ask_teacher(ctx, round_, "diagnose", [c.item for c in batch], "diagnose", batch, accuracy)
+            diagnoses = ask_teacher(ctx, round_, "diagnose", [c.item for c in batch], "diagnose", batch, accuracy,
+                                    catalogue)
             ctx.store.add_diagnoses(round_, _valid_diagnoses(ctx, round_, diagnoses or [], batch))
             advance(len(batch))
     return f"{len(difficult)} difficult items diagnosed"
@@ -319,6 +321,7 @@ def synthesize(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]]) -> l
     items = {i.item_id: i for i in store.items("pool")}
     catalogue = store.catalogue()
     names = {s.name for s in catalogue}
+    described = {s.name: s.description for s in catalogue}
     requests = synthesis.stat_syn_requests(pairs, per_pair=cfg.loop.syn_per_pair)
     answered = {(skill, cause) for skill, cause, *_ in store.synthesized(round_)}
     with ctx.reporter.bar(f"round {round_}: synthesizing", len(requests)) as advance:
@@ -326,7 +329,8 @@ def synthesize(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]]) -> l
             references = [items[i] for i in sorted(real_by_skill.get(skill, ()))[:3]]
             if references and (skill, cause) not in answered:
                 seed = cfg.seed * 100_003 + round_ * 10_007 + n
-                written = ctx.teacher.synthesize(skill, references, count, seed, avoid=known)
+                written = ctx.teacher.synthesize(skill, references, count, seed, avoid=known,
+                                                 description=described.get(skill, ""))
                 kept = synthesis.novel([c for c in written if synthesis.keep(c)], known)
                 kept_ids = {c.item.item_id for c in kept}
                 if kept:

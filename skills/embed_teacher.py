@@ -91,7 +91,8 @@ class EmbedTeacher:
             labels += [Label(item.item_id, names[j], round(float(row[j]), 6)) for j in chosen[: self.max_labels]]
         return labels
 
-    def diagnose(self, cases: Sequence[Case], skill_accuracy: dict[str, float]) -> list[Diagnosis]:
+    def diagnose(self, cases: Sequence[Case], skill_accuracy: dict[str, float],
+                 catalogue: Sequence[Skill] = ()) -> list[Diagnosis]:
         unlabelled = [case for case in cases if not case.skills]
         nearest = {}
         if unlabelled:

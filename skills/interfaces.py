@@ -38,11 +38,13 @@ class Teacher(Protocol):
 
     def label(self, items: Sequence[Item], catalogue: Sequence[Skill]) -> list[Label]: ...
 
-    def diagnose(self, cases: Sequence[Case], skill_accuracy: dict[str, float]) -> list[Diagnosis]:
+    def diagnose(self, cases: Sequence[Case], skill_accuracy: dict[str, float],
+                 catalogue: Sequence[Skill] = ()) -> list[Diagnosis]:
         """Name 1-3 labelled skills each case failed to apply.
 
         `skill_accuracy` is the student's accuracy per skill on this round's attempts,
-        for teachers that attribute blame statistically.
+        for teachers that attribute blame statistically; `catalogue` gives the skills'
+        descriptions (passed each time: a restarted teacher actor keeps no state).
         """
         ...
 
@@ -64,8 +66,10 @@ class Synthesizer(Protocol):
     """A teacher that can write new items for a skill (STAT-Syn); the rules teacher does."""
 
     def synthesize(
-        self, skill: str, references: Sequence[Item], n: int, seed: int, *, avoid: Sequence[str] = ()
+        self, skill: str, references: Sequence[Item], n: int, seed: int, *, avoid: Sequence[str] = (),
+        description: str = "",
     ) -> list[Candidate]:
-        """Up to n new items exercising `skill`, like `references`, none of whose questions
-        is in `avoid`; each with independent solutions for the keep-rule."""
+        """Up to n new items exercising `skill` (described by `description`), like
+        `references`, none of whose questions is in `avoid`; each with independent
+        solutions for the keep-rule."""
         ...

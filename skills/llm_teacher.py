@@ -215,7 +215,6 @@ class LLMTeacher:
         self.embed = embed
         self.max_tokens = max_tokens
         self.seed = seed
-        self.descriptions: dict[str, str] = {}  # skill -> description, from the catalogue it last saw
 
     def request(self, name: str, seed: int = 0, enum: Sequence[str] | None = None, max_items: int | None = None,
                 **inputs: Any) -> ChatRequest:
@@ -243,12 +242,9 @@ class LLMTeacher:
         if not fine:
             errors = "; ".join(r.error for r in replies[:3])
             raise TeacherOutputError(f"skill discovery: no usable reply for {len(sample)} items ({errors})")
-        catalogue = self._merge_by_teacher(fine) if self.merge == "teacher" else self._merge_by_embedding(fine)
-        self.descriptions = {s.name: s.description for s in catalogue}
-        return catalogue
+        return self._merge_by_teacher(fine) if self.merge == "teacher" else self._merge_by_embedding(fine)
 
     def label(self, items: Sequence[Item], catalogue: Sequence[Skill]) -> list[Label]:
-        self.descriptions = {s.name: s.description for s in catalogue}
         names = [s.name for s in catalogue]
         entries = [{"name": s.name, "description": s.description} for s in catalogue]
         replies = self.complete([self.request("label", enum=names, question=i.question, answer=i.answer,
@@ -256,12 +252,14 @@ class LLMTeacher:
         return [Label(item.item_id, skill) for item, reply in zip(items, replies) if reply.value is not None
                 for skill in dict.fromkeys(reply.value.skills)]
 
-    def diagnose(self, cases: Sequence[Case], skill_accuracy: dict[str, float]) -> list[Diagnosis]:
+    def diagnose(self, cases: Sequence[Case], skill_accuracy: dict[str, float],
+                 catalogue: Sequence[Skill] = ()) -> list[Diagnosis]:
         """The teacher's verdict per case; the task's checker still decides what counts as wrong."""
+        described = {s.name: s.description for s in catalogue}
         asked = [c for c in cases if c.skills]  # an unlabelled item has nothing to blame
         replies = self.complete([
             self.request("diagnose", enum=list(c.skills), question=c.item.question, answer=c.item.answer,
-                         output=c.output, skills=[{"name": s, "description": self.descriptions.get(s, "")}
+                         output=c.output, skills=[{"name": s, "description": described.get(s, "")}
                                                   for s in c.skills])
             for c in asked
         ])
@@ -276,11 +274,11 @@ class LLMTeacher:
     # --- Synthesizer ---
 
     def synthesize(self, skill: str, references: Sequence[Item], n: int, seed: int, *,
-                   avoid: Sequence[str] = ()) -> list[Candidate]:
+                   avoid: Sequence[str] = (), description: str = "") -> list[Candidate]:
         refs = [{"question": r.question, "answer": r.answer} for r in references[:3]]
         written = self.complete([
             self.request("synthesize", seed=seed * 1000 + i, skill=skill,
-                         description=self.descriptions.get(skill, skill), references=refs)
+                         description=description or skill, references=refs)
             for i in range(n)
         ])
         avoided = {question_key(q) for q in avoid}

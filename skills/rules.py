@@ -479,7 +479,8 @@ class RulesTeacher:
             labels += [Label(item.item_id, s) for s in skills]
         return labels
 
-    def diagnose(self, cases: Sequence[Case], skill_accuracy: dict[str, float]) -> list[Diagnosis]:
+    def diagnose(self, cases: Sequence[Case], skill_accuracy: dict[str, float],
+                 catalogue: Sequence[Skill] = ()) -> list[Diagnosis]:
         """A matched bug names its skills; otherwise the item's labels, weakest first
         (`skill_accuracy`; a skill without attempts ranks last), take the blame."""
         return [self._diagnose(case, skill_accuracy) for case in cases]
@@ -495,7 +496,8 @@ class RulesTeacher:
         return Diagnosis(case.item.item_id, tuple(ranked[:3]), reason)
 
     def synthesize(
-        self, skill: str, references: Sequence[Item], n: int, seed: int, *, avoid: Collection[str] = ()
+        self, skill: str, references: Sequence[Item], n: int, seed: int, *, avoid: Collection[str] = (),
+        description: str = "",
     ) -> list[Candidate]:
         """Up to n new gym items that need `skill`, from the references' families.
 

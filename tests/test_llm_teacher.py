@@ -18,8 +18,8 @@ from sgi.orchestrator.progress import Reporter
 from sgi.orchestrator.store import SETUP_ROUND, Store
 from sgi.skills import synthesis
 from sgi.skills.interfaces import TeacherOutputError
-from sgi.skills.llm_teacher import OUTPUTS, LLMTeacher, load_templates
-from sgi.skills.records import Case, Skill
+from sgi.skills.llm_teacher import OUTPUTS, ChatReply, LLMTeacher, _parse_reply, load_templates
+from sgi.skills.records import Case, Item, Skill
 from sgi.workers.llm_client import ChatClient
 from sgi.workers.teachers import make_teacher
 from vllm_server import SERVED_NAME, FaultProxy, VLLMServer, require_vllm
@@ -73,6 +73,23 @@ def test_replies_outside_the_schema_or_the_catalogue_are_refused():
     for bad in ('{"skills": ["primes"], "reason": "r"}', '{"skills": [], "reason": "r"}', '{"skills": ["gcd"', "Sure!"):
         with pytest.raises(TeacherOutputError):
             request.parse(bad)
+
+
+def test_skill_descriptions_reach_the_prompts_of_a_fresh_teacher():
+    """A resumed run (or a restarted teacher actor) diagnoses and synthesizes with a teacher
+    that never built or saw the catalogue: the descriptions come with each call."""
+    sent = []
+
+    def record(requests):
+        sent.extend(r.messages[1]["content"] for r in requests)
+        return [ChatReply(error="not asked") for _ in requests]
+
+    teacher = LLMTeacher(record, load_templates())
+    item = Item("i1", "What is gcd(12, 8)?", "4", "pool", "gcd", ())
+    catalogue = [Skill("gcd", "greatest common divisor by Euclid's algorithm")]
+    teacher.diagnose([Case(item, output="6", extracted="6", skills=("gcd",))], {}, catalogue)
+    teacher.synthesize("gcd", [item], 1, seed=0, description="greatest common divisor by Euclid's algorithm")
+    assert len(sent) == 2 and all("Euclid's algorithm" in text for text in sent)
 
 
 def test_merge_by_embedding_groups_fine_skills_and_names_each_group_by_its_most_frequent_member():
@@ -168,7 +185,7 @@ def _ok_replies_parse(store: Store) -> int:
     templates = {t.id: t for t in load_templates().values()}
     rows = store.db.execute("SELECT template, response FROM teacher_calls WHERE status = 'ok'").fetchall()
     for template, response in rows:
-        templates[template].output.model_validate_json(response[response.find("{"): response.rfind("}") + 1])
+        _parse_reply(templates[template], response, enum=None)  # raises on a reply outside its model
     return len(rows)
 
 
@@ -200,7 +217,7 @@ def test_the_four_teacher_jobs_through_vllm_serve(labelled):
     teacher = ctx.teacher
     labelled_items = [i for i in items if i.item_id in labels][:4]
     cases = [Case(i, output="I think it is 0", extracted="0", skills=labels[i.item_id]) for i in labelled_items]
-    diagnoses = teacher.diagnose(cases, {})
+    diagnoses = teacher.diagnose(cases, {}, store.catalogue())
     assert diagnoses and all(1 <= len(d.skills) <= 3 and set(d.skills) <= set(labels[d.item_id]) for d in diagnoses)
 
     skill = labels[labelled_items[0].item_id][0]

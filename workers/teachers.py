@@ -17,36 +17,39 @@ def make_teacher(kind: str, **params: Any) -> Teacher:
         from sgi.workers.embedder import Embedder
 
         return EmbedTeacher(embed=Embedder().encode, **params)
-    if kind == "llm":  # also the `local` kind: build.teacher_args gives it base_url None
+    if kind == "llm":
         return _llm_teacher(**params)
+    if kind == "local":
+        return _local_teacher(**params)
     raise ValueError(f"teacher.kind {kind!r} is not one of 'rules', 'embed', 'llm', 'local'")
 
 
-def _llm_teacher(*, base_url: str | None, model: str, api_key_env: str | None, max_concurrency: int,
-                 timeout_s: float, max_retries: int, parse_retries: int, structured: str, cache: Any,
-                 templates: str | None, discovery_sample: int, merge: str, max_skills: int, max_tokens: int | None,
-                 seed: int, local_dtype: str | None = None, threads: int | None = None) -> Teacher:
-    """base_url None: the `local` kind, `model` answered in this process (no guided decoding)."""
+def _llm_teacher(*, client: dict[str, Any], templates: str | None, discovery_sample: int, merge: str,
+                 max_skills: int, max_tokens: int | None, seed: int, sender: Any = None) -> Teacher:
+    """The STAT teacher over a chat endpoint (`client`: ChatClient's arguments)."""
     from pathlib import Path
 
     from sgi.skills.llm_teacher import LLMTeacher, load_templates
     from sgi.workers.llm_client import ChatClient
 
-    sender = None
-    if base_url is None:
-        from sgi.workers.local_chat import LocalSender
-        from sgi.workers.models import resolve_student
-
-        path = resolve_student(model)
-        model, sender, structured = str(path), LocalSender(path, local_dtype or "auto", threads), "off"
-    client = ChatClient(base_url or "", model, api_key_env=api_key_env, max_concurrency=max_concurrency,
-                        timeout_s=timeout_s, max_retries=max_retries, parse_retries=parse_retries,
-                        structured=structured, cache=cache, sender=sender)
     embed = None
     if merge == "embed":
         from sgi.workers.embedder import Embedder
 
         embed = Embedder().encode
-    return LLMTeacher(client.complete, load_templates(Path(templates) if templates else None),
+    return LLMTeacher(ChatClient(**client, sender=sender).complete,
+                      load_templates(Path(templates) if templates else None),
                       discovery_sample=discovery_sample, merge=merge, max_skills=max_skills, embed=embed,
                       max_tokens=max_tokens, seed=seed)
+
+
+def _local_teacher(*, local_model: str, local_dtype: str, threads: int | None, client: dict[str, Any],
+                   **params: Any) -> Teacher:
+    """The llm teacher's prompts, retries and cache, answered by a transformers model in this
+    process; it has no guided decoding, so it leans on validation and re-asks."""
+    from sgi.workers.local_chat import LocalSender
+    from sgi.workers.models import resolve_student
+
+    path = resolve_student(local_model)
+    client = {**client, "base_url": "", "model": str(path), "structured": "off"}
+    return _llm_teacher(client=client, sender=LocalSender(path, local_dtype, threads), **params)
