@@ -1,0 +1,110 @@
+"""System-1 / System-2 routing: which items the fast student keeps and which it escalates.
+
+Every router scores an item by how likely System 1 is to be right, and escalates the
+items scoring below a threshold:
+
+- `confidence`: the student's own confidence feature (FS-GEN's rule: top-1 probability;
+  `min_prob` by default, `mean_prob` or the top-1/top-2 `margin` as options);
+- `skill`: the probe accuracy of the item's weakest labelled skill (decided before the
+  student answers, so an escalated item costs System 2 only);
+- `skill+confidence`: the product of the two (both estimate a chance of being right).
+
+The threshold is chosen on the probe split (the lowest escalation that reaches the
+target share of System 2's accuracy) and only then applied to the test split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+ROUTERS = ("confidence", "skill", "skill+confidence")
+FEATURES = ("min_prob", "mean_prob", "margin")
+
+
+@dataclass(frozen=True)
+class Routed:
+    """One item with both systems' outcomes and what the routers look at."""
+
+    item_id: str
+    s1_correct: bool
+    s2_correct: bool
+    confidence: float  # the chosen System-1 confidence feature, in [0, 1]
+    skill_accuracy: float  # probe accuracy of the item's weakest labelled skill (1.0 if unknown)
+    s1_seconds: float
+    s2_seconds: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    threshold: float
+    escalation: float  # share of items sent to System 2
+    accuracy: float
+    seconds: float  # mean latency per item
+
+
+def score(router: str, row: Routed) -> float:
+    """The router's estimate that System 1 answers `row` correctly."""
+    if router == "confidence":
+        return row.confidence
+    if router == "skill":
+        return row.skill_accuracy
+    if router == "skill+confidence":
+        return row.confidence * row.skill_accuracy
+    raise ValueError(f"router {router!r} is not one of {ROUTERS}")
+
+
+def escalates(router: str, row: Routed, threshold: float) -> bool:
+    return score(router, row) < threshold
+
+
+def outcome(router: str, rows: Sequence[Routed], threshold: float) -> Outcome:
+    """Accuracy, escalation rate and mean latency of the composed solver at `threshold`.
+
+    A confidence-based decision needs System 1's answer first (its latency is always
+    paid); the skill router decides from the labels alone.
+    """
+    if not rows:
+        return Outcome(threshold, 0.0, 0.0, 0.0)
+    up = [escalates(router, r, threshold) for r in rows]
+    correct = sum(r.s2_correct if e else r.s1_correct for r, e in zip(rows, up))
+    seconds = sum(_latency(router, r, e) for r, e in zip(rows, up))
+    return Outcome(threshold, sum(up) / len(rows), correct / len(rows), seconds / len(rows))
+
+
+def _latency(router: str, row: Routed, escalated: bool) -> float:
+    if not escalated:
+        return row.s1_seconds
+    return row.s2_seconds if router == "skill" else row.s1_seconds + row.s2_seconds
+
+
+def thresholds(router: str, rows: Sequence[Routed]) -> list[float]:
+    """Every threshold that changes a decision: 0 (escalate nothing), each distinct score
+    just above itself, and above 1 (escalate everything)."""
+    cuts = sorted({score(router, r) for r in rows})
+    return [0.0] + [c + 1e-9 for c in cuts if 0.0 <= c < 1.0] + [1.0 + 1e-9]
+
+
+def grid(router: str, rows: Sequence[Routed], points: int = 21) -> list[float]:
+    """About `points` thresholds spread evenly over escalation rates 0..1 (for plotting)."""
+    ranked = sorted(score(router, r) for r in rows)
+    if not ranked:
+        return [0.0]
+    picks = {ranked[min(len(ranked) - 1, round(k * len(ranked) / (points - 1)))] for k in range(points - 1)}
+    return sorted({0.0, *(p + 1e-9 for p in picks if p < 1.0), 1.0 + 1e-9})
+
+
+def curve(router: str, rows: Sequence[Routed], cuts: Sequence[float]) -> list[Outcome]:
+    """The composed solver at each threshold, least escalation first."""
+    return sorted((outcome(router, rows, t) for t in cuts), key=lambda o: (o.escalation, o.threshold))
+
+
+def choose_threshold(router: str, probe: Sequence[Routed], target: float) -> Outcome:
+    """On the probe split: the lowest escalation whose accuracy reaches `target` x System 2's
+    accuracy; if none does, the most accurate threshold (least escalation among ties)."""
+    points = curve(router, probe, thresholds(router, probe))
+    s2 = sum(r.s2_correct for r in probe) / len(probe) if probe else 0.0
+    reaching = [p for p in points if p.accuracy >= target * s2]
+    if reaching:
+        return reaching[0]
+    return max(points, key=lambda p: (p.accuracy, -p.escalation))

@@ -1,0 +1,62 @@
+"""Router decisions and threshold choice on constructed inputs (no models)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sgi.skills.routing import Routed, choose_threshold, curve, escalates, grid, outcome, score, thresholds
+
+
+def row(i, s1, s2, confidence, skill=1.0, s1_seconds=0.1, s2_seconds=1.0):
+    return Routed(f"i{i}", s1, s2, confidence, skill, s1_seconds, s2_seconds)
+
+
+def test_each_router_reads_its_own_signal():
+    r = row(0, True, True, confidence=0.4, skill=0.5)
+    assert score("confidence", r) == 0.4 and score("skill", r) == 0.5 and score("skill+confidence", r) == 0.2
+    assert escalates("confidence", r, 0.5) and not escalates("confidence", r, 0.4)  # strictly below escalates
+    assert not escalates("skill", r, 0.5) and escalates("skill", r, 0.51)
+    assert escalates("skill+confidence", r, 0.25) and not escalates("skill+confidence", r, 0.2)
+    with pytest.raises(ValueError, match="not one of"):
+        score("random", r)
+
+
+def test_outcome_counts_accuracy_escalation_and_latency():
+    rows = [row(0, True, True, 0.9), row(1, False, True, 0.3), row(2, False, False, 0.2), row(3, True, False, 0.8)]
+    nothing = outcome("confidence", rows, 0.0)
+    assert (nothing.escalation, nothing.accuracy) == (0.0, 0.5) and nothing.seconds == pytest.approx(0.1)
+    half = outcome("confidence", rows, 0.5)  # the two unsure ones go up: one is fixed
+    assert (half.escalation, half.accuracy) == (0.5, 0.75)
+    assert half.seconds == pytest.approx((0.1 * 4 + 1.0 * 2) / 4)  # System 1 is paid before escalating
+    everything = outcome("confidence", rows, 1.1)
+    assert (everything.escalation, everything.accuracy) == (1.0, 0.5)
+
+
+def test_the_skill_router_skips_system_1_for_escalated_items():
+    rows = [row(0, True, True, 0.9, skill=0.9), row(1, False, True, 0.9, skill=0.1)]
+    assert outcome("skill", rows, 0.5).seconds == pytest.approx((0.1 + 1.0) / 2)
+    assert outcome("skill+confidence", rows, 0.5).seconds == pytest.approx((0.1 + 1.1) / 2)
+
+
+def test_threshold_is_the_least_escalation_reaching_the_target():
+    # System 2 is right on all 10; System 1 on the 6 confident ones only.
+    rows = [row(i, i < 6, True, confidence=1.0 - i / 10) for i in range(10)]
+    chosen = choose_threshold("confidence", rows, target=0.95)
+    assert chosen.accuracy == 1.0 and chosen.escalation == pytest.approx(0.4)
+    loose = choose_threshold("confidence", rows, target=0.8)  # 0.8 x 1.0: two escalations suffice
+    assert loose.accuracy == pytest.approx(0.8) and loose.escalation == pytest.approx(0.2)
+
+
+def test_unreachable_target_takes_the_most_accurate_cheapest_point():
+    rows = [row(0, True, False, 0.9), row(1, False, False, 0.1), row(2, True, False, 0.5)]
+    chosen = choose_threshold("confidence", rows, target=0.95)  # System 2 is useless here
+    assert chosen.escalation == 0.0 and chosen.accuracy == pytest.approx(2 / 3)
+
+
+def test_curves_run_from_no_escalation_to_all():
+    rows = [row(i, i % 2 == 0, True, confidence=i / 20) for i in range(20)]
+    for cuts in (thresholds("confidence", rows), grid("confidence", rows, points=5)):
+        points = curve("confidence", rows, cuts)
+        assert points[0].escalation == 0.0 and points[-1].escalation == 1.0
+        assert [p.escalation for p in points] == sorted(p.escalation for p in points)
+    assert len(grid("confidence", rows, points=5)) <= 6
