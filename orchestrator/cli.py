@@ -9,6 +9,7 @@
     sgi status runs/default           # what a run holds: skills, rounds, stage status
     sgi resume runs/default           # continue a killed or stopped run from where it stopped
     sgi run --force-from 1:train      # redo round 1's training and everything after it
+    sgi compose runs/default --round 1 --set compose.system2=oracle   # System 1 + System 2, routed
 
 Ctrl-C (or SIGTERM) stops after the current batch, which is saved; a second Ctrl-C aborts.
 """
@@ -122,6 +123,55 @@ class stop_on_signals:
 
 
 @app.command()
+def compose(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/default.")],
+    round_: Annotated[Optional[list[int]], typer.Option(
+        "--round", help="Round(s) to compose; -1 = the warm-up student. Default: every trained round.")] = None,
+    set_: SetOpt = [], quiet: QuietOpt = False, progress: ProgressOpt = "bars",
+):
+    """Compose each round's student (System 1) with a System-2 solver on the test split:
+    per-item routes with reasons and latency, and accuracy against escalation rate, in the
+    store. `--set compose.*` changes the solver, routers or target for this composition."""
+    from sgi.orchestrator import loop
+
+    ensure_free(run_dir, "compose it")
+    store = Store(run_dir / loop.STORE_FILE, read_only=True)
+    try:
+        info = store.run_info()
+        trained = sorted(r for r, stage, state, *_ in store.ledger() if stage == "evaluate" and state == "done")
+    finally:
+        store.close()
+    if info is None:
+        raise StoreError(f"{run_dir}: the store holds no run config; start it with `sgi run`")
+    rounds = round_ or trained
+    missing = [r for r in rounds if r not in trained]
+    if missing or not rounds:
+        raise StoreError(f"{run_dir}: round(s) {missing or rounds} not evaluated yet (evaluated: {trained or 'none'}); "
+                         f"finish them with `sgi resume {run_dir}`")
+    cfg = load_config(None, [f"runs_dir={run_dir.parent}", f"name={run_dir.name}", *set_], stored=info[1])
+    reporter = _reporter(quiet, progress)
+    with stop_on_signals(reporter, cfg.run_dir):
+        rows = loop.compose(cfg, reporter, rounds)
+    console.print(compose_table(rows, title=f"System 1 + System 2 on the test split ({run_dir / loop.STORE_FILE})"))
+
+
+def compose_table(rows: list[tuple], title: str) -> Table:
+    """Per round and router: each system alone, composed, escalation and latency (compose_summary)."""
+    from sgi.orchestrator.stages import system2_label
+
+    table = Table(title=title)
+    for col in ("round", "router", "System 2", "items", "System 1 acc", "System 2 acc", "composed acc", "escalated",
+                "ms/item S1", "ms/item S2", "ms/item composed"):
+        table.add_column(col, justify="left" if col in ("router", "System 2") else "right",
+                         no_wrap=col in ("router", "System 2"))
+    for round_, router, system2, items, s1, s2, both, up, s1_s, s2_s, both_s, _ in rows:
+        table.add_row("warm-up" if round_ < 0 else str(round_), router, system2_label(system2), str(items),
+                      _pct(s1), _pct(s2), _pct(both), f"{up:.0%}", f"{1000 * s1_s:.0f}", f"{1000 * s2_s:.0f}",
+                      f"{1000 * both_s:.0f}")
+    return table
+
+
+@app.command()
 def compare(
     run_a: Annotated[Path, typer.Argument(help="A run directory.")],
     run_b: Annotated[Path, typer.Argument(help="Another run directory.")],
@@ -208,6 +258,9 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
         summary = store.round_summary()
         if summary:
             console.print(summary_table(summary, title="per round (held-out accuracy)"))
+        composed = store.compose_summary()
+        if composed:
+            console.print(compose_table(composed, title="System 1 + System 2 on the test split"))
         rounds = store.rounds()
         if rounds:
             console.print(msp_table(store.profile(rounds[-1]), title=f"Missing-Skill-Profile, round {rounds[-1]}"))

@@ -203,6 +203,39 @@ class TrainConfig(Section):
         return self.steps * self.batch_size
 
 
+class ProgramConfig(Section):
+    """System 2 `program`: a model writes an arithmetic expression, a safe evaluator computes it."""
+
+    model: str | None = Field(None, description="the writer; None = the run's untrained student.model")
+    shots: Path | None = Field(None, description="YAML with `system` and `shots: [{question, expression}]`; "
+                                                 "None = the shipped arithmetic exemplars")
+    max_new_tokens: int = Field(32, ge=1)
+
+
+class SelfConsistencyConfig(Section):
+    """System 2 `self-consistency`: the student reasons n times at a temperature, majority vote."""
+
+    n: int = Field(5, ge=2)
+    temperature: float = Field(0.7, gt=0)
+    max_new_tokens: int = Field(96, ge=8)
+
+
+class ComposeConfig(Section):
+    """System 1 (the student) composed with a System-2 solver; measured after each evaluation."""
+
+    enabled: bool = Field(True, description="run the compose stage after the warm-up and each round")
+    system2: Literal["program", "self-consistency", "teacher", "oracle"] = Field(
+        "program", description="oracle = the task's reference answers: a ceiling, never a real solver")
+    routers: list[Literal["confidence", "skill", "skill+confidence"]] = Field(
+        default_factory=lambda: ["confidence", "skill", "skill+confidence"], min_length=1)
+    feature: Literal["min_prob", "mean_prob", "margin"] = Field(
+        "min_prob", description="System 1's confidence feature for the confidence routers")
+    target: float = Field(0.95, gt=0, le=1, description="share of System 2's probe accuracy the threshold must reach")
+    max_items: int | None = Field(200, ge=10, description="items per split (probe, test); None = all")
+    program: ProgramConfig = ProgramConfig()
+    self_consistency: SelfConsistencyConfig = SelfConsistencyConfig()
+
+
 class RayConfig(Section):
     enabled: bool = Field(True, description="False = run every engine in this process (debugging)")
     address: str | None = Field(None, description="None = start a local in-process cluster")
@@ -221,6 +254,7 @@ class RunConfig(Section):
     difficulty: DifficultyConfig = DifficultyConfig()
     loop: LoopConfig = LoopConfig()
     train: TrainConfig = TrainConfig()
+    compose: ComposeConfig = ComposeConfig()
     ray: RayConfig = RayConfig()
 
     @model_validator(mode="after")
@@ -230,6 +264,13 @@ class RunConfig(Section):
                 f"loop.strategy {self.loop.strategy!r} needs a teacher that writes items; "
                 f"teacher.kind {self.teacher.kind!r} cannot (use stat-sel, or teacher.kind rules, llm or local)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _teacher_system2_needs_a_solving_teacher(self) -> RunConfig:
+        if self.compose.enabled and self.compose.system2 == "teacher" and self.teacher.kind not in ("llm", "local"):
+            raise ValueError(f"compose.system2 'teacher' needs teacher.kind llm or local, not {self.teacher.kind!r} "
+                             f"(or use compose.system2 program, self-consistency or oracle)")
         return self
 
     @property

@@ -34,12 +34,23 @@ def run(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None =
     with Session(cfg, reporter, force_from) as s:
         model = setup(s)
         s.stage(SETUP_ROUND, "evaluate", stages.evaluate, SETUP_ROUND, s.student(model))  # the starting point
+        compose_round(s, SETUP_ROUND, model)
         for r in range(cfg.loop.rounds):
             profile_round(s, r, s.student(model))  # 1. profile the current student
             s.stage(r, "select", stages.build_train_set, r, s.embedder())  # 2. STAT-Sel / Syn / baseline
             model = s.train(r, model)  # 3. fine-tune from the current checkpoint
             s.stage(r, "evaluate", stages.evaluate, r, s.student(model))  # 4. per-skill held-out eval
-        return s.ctx.store.round_summary()  # 5. all of it is in DuckDB
+            compose_round(s, r, model)  # 5. System 1 + System 2, routed per item
+        return s.ctx.store.round_summary()  # 6. all of it is in DuckDB
+
+
+def compose(cfg: RunConfig, reporter: Reporter, rounds: list[int]) -> list[tuple]:
+    """`sgi compose`: (re)compose finished rounds of a run under the current compose settings."""
+    with Session(cfg, reporter) as s:
+        s.ctx.store.reset_stages([(r, "compose") for r in rounds])
+        for r in rounds:
+            compose_round(s, r, s.checkpoint(r), force=True)
+        return s.ctx.store.compose_summary()
 
 
 def profile(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None = None) -> list[tuple]:
@@ -62,6 +73,11 @@ def profile_round(s: Session, r: int, student: Any) -> None:
     s.stage(r, "profile", lambda ctx: f"{len(ctx.store.profile(r))} skills profiled")  # the MSP view
 
 
+def compose_round(s: Session, r: int, model: Path, force: bool = False) -> None:
+    if s.cfg.compose.enabled or force:
+        s.stage(r, "compose", stages.compose, r, s.student(model), s.system2(model), s.system2_round(r))
+
+
 class Session:
     """A run's lock, engines and store: on Ray actors (default) or inline, released on exit.
 
@@ -77,6 +93,8 @@ class Session:
         self._student: tuple[Path, Any] | None = None
         self._trainer: Any = None
         self._embedder: Any = None
+        self._writer: Any = None
+        self._reasoner: Any = None
 
     def __enter__(self) -> Session:
         cfg = self.cfg
@@ -236,6 +254,51 @@ class Session:
 
             self._embedder = self._spawn("embedder", Embedder, {})
         return self._embedder
+
+    def checkpoint(self, r: int) -> Path:
+        """The student model of round r (-1: the warm-up student); refuses a round not trained yet."""
+        path = self.warmup() if r == SETUP_ROUND else self.ctx.store.checkpoint(r)
+        if not path or not Path(path).is_dir():
+            raise StoreError(f"{self.cfg.run_dir}: round {r} has no trained student to compose "
+                             f"(finish it with `sgi resume {self.cfg.run_dir}`)")
+        return Path(path)
+
+    def system2(self, model: Path) -> Any:
+        """The configured System-2 solver, built on first use."""
+        return actors.Lazy(lambda: self._system2(model))
+
+    def system2_round(self, r: int) -> int:
+        """Where System 2's answers are stored: per round only when they depend on the student."""
+        return r if self.cfg.compose.system2 == "self-consistency" else SETUP_ROUND
+
+    def _system2(self, model: Path) -> Any:
+        from sgi.skills import solvers
+
+        c = self.cfg.compose
+        if c.system2 == "oracle":
+            return solvers.OracleSolver()
+        if c.system2 == "teacher":
+            return solvers.TeacherSolver(self.ctx.teacher, self.cfg.student.batch_size)
+        if c.system2 == "self-consistency":
+            from sgi.workers.student import TransformersStudent
+
+            args = {**build.student_args(self.cfg, str(model)), "max_new_tokens": c.self_consistency.max_new_tokens}
+            if self._reasoner is not None:  # one round's reasoner at a time
+                actors.stop(self._reasoner)
+                self.engines.remove(self._reasoner)
+            self._reasoner = self._spawn("reasoner", TransformersStudent, args, num_cpus=1)
+            return solvers.SelfConsistencySolver(self._reasoner, self.ctx.task.extract, c.self_consistency.n,
+                                                 c.self_consistency.temperature, self.cfg.student.batch_size)
+        if self._writer is None:
+            from sgi.workers.models import resolve_student
+            from sgi.workers.student import TransformersStudent
+
+            shots = solvers.load_program_shots(c.program.shots)
+            writer = resolve_student(c.program.model) if c.program.model else self.base_model
+            args = {**build.student_args(self.cfg, str(writer)), "max_new_tokens": c.program.max_new_tokens,
+                    "system_prompt": shots.system, "shots": shots.shots}
+            self._writer = self._spawn("program-writer", TransformersStudent, args, num_cpus=1)
+        return solvers.ProgramSolver(self._writer, self.cfg.student.batch_size)
 
     def student(self, model_path: Path) -> Any:
         """The student engine for `model_path`, loaded on first use (the previous one is released)."""

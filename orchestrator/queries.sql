@@ -108,3 +108,36 @@ WHERE status = 'ok' AND key IN (SELECT unnest(?::VARCHAR[])) GROUP BY key;
 SELECT round, stage, template, count(*) AS calls, count(*) FILTER (WHERE status = 'error') AS errors,
        sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens, sum(seconds) AS seconds
 FROM teacher_calls GROUP BY round, stage, template ORDER BY round, min(created_at), template;
+
+-- name: solved_ids
+SELECT item_id FROM solutions WHERE round = ? AND solver = ?;
+
+-- name: compose_rows
+-- What the routers read per item: both systems' outcomes, System 1's confidence feature
+-- ($4), and the probe accuracy (System 1, this round) of the item's weakest labelled skill.
+WITH s1 AS (SELECT * FROM solutions WHERE round = $1 AND solver = 'system1'),
+skill_accuracy AS (
+    SELECT k.skill, avg(s1.correct::INTEGER) AS accuracy
+    FROM s1 JOIN items i USING (item_id) JOIN item_skills k USING (item_id)
+    WHERE i.split = 'probe' GROUP BY k.skill
+),
+weakest AS (
+    SELECT k.item_id, min(a.accuracy) AS accuracy FROM item_skills k JOIN skill_accuracy a USING (skill)
+    GROUP BY k.item_id
+)
+SELECT s1.item_id, i.split, s1.correct, s2.correct,
+       coalesce(CASE $4 WHEN 'mean_prob' THEN s1.mean_prob WHEN 'margin' THEN s1.margin ELSE s1.min_prob END, 0.0),
+       coalesce(w.accuracy, 1.0), s1.seconds, s2.seconds, s1.n_tokens, s2.n_tokens
+FROM s1 JOIN items i USING (item_id)
+JOIN solutions s2 ON s2.round = $2 AND s2.solver = $3 AND s2.item_id = s1.item_id
+LEFT JOIN weakest w USING (item_id)
+ORDER BY i.split, s1.item_id;
+
+-- name: compose_summary
+SELECT round, router, system2, items, system1_accuracy, system2_accuracy, composed_accuracy, escalation,
+       system1_seconds, system2_seconds, composed_seconds, threshold
+FROM compose_summary ORDER BY round, router;
+
+-- name: compose_curve
+SELECT round, router, split, threshold, escalation, accuracy, seconds, chosen
+FROM compose_curve ORDER BY round, router, split, escalation, threshold;

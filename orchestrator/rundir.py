@@ -20,8 +20,8 @@ import yaml
 from sgi.orchestrator.store import SETUP_ROUND, StoreError
 
 LOCK_FILE = ".lock"
-SETUP_STAGES = ("task", "label", "warmup", "evaluate")
-ROUND_STAGES = ("infer", "difficulty", "diagnose", "profile", "select", "train", "evaluate")
+SETUP_STAGES = ("task", "label", "warmup", "evaluate", "compose")
+ROUND_STAGES = ("infer", "difficulty", "diagnose", "profile", "select", "train", "evaluate", "compose")
 
 # The first stage whose output a config field decides (longest prefix wins). Fields not
 # listed change nothing already computed (where to run, how often to checkpoint, how many
@@ -42,7 +42,8 @@ FIELD_STAGE: dict[str, tuple[int, str]] = {
     "train.bf16": (SETUP_ROUND, "warmup"),  # the warm-up trains with it too
     "train": (0, "select"),  # the budget (steps x batch) sizes the training set
 }
-HARMLESS = ("name", "runs_dir", "ray", "loop.rounds", "train.state_every")
+# compose only reads what the loop wrote: `sgi compose` redoes it under new settings.
+HARMLESS = ("name", "runs_dir", "ray", "loop.rounds", "train.state_every", "compose")
 
 
 class RunLocked(StoreError):

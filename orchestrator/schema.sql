@@ -145,6 +145,57 @@ CREATE TABLE IF NOT EXISTS teacher_calls (
     PRIMARY KEY (key, attempt)
 );
 
+-- Compose (System 1 + System 2). Each solver's answer per item: 'system1' is the student
+-- of round `round` (-1: the warm-up student) with its confidence features; a System-2
+-- solver that does not use the student ('program', 'teacher', 'oracle') is stored once,
+-- under round -1. seconds is the item's share of its batch's wall time.
+CREATE TABLE IF NOT EXISTS solutions (
+    round     INTEGER NOT NULL,
+    solver    VARCHAR NOT NULL,
+    item_id   VARCHAR NOT NULL,
+    output    VARCHAR NOT NULL,
+    extracted VARCHAR NOT NULL,
+    correct   BOOLEAN NOT NULL,
+    n_tokens  INTEGER NOT NULL,
+    seconds   DOUBLE NOT NULL,
+    mean_prob DOUBLE,                     -- System 1 only
+    min_prob  DOUBLE,
+    margin    DOUBLE,                     -- mean top-1 minus top-2 probability (NULL: engine lacks it)
+    PRIMARY KEY (round, solver, item_id)
+);
+
+-- The composed solver on the test split, per round and router: which system answered
+-- each item and why (the threshold was chosen on the probe split).
+CREATE TABLE IF NOT EXISTS routes (
+    round     INTEGER NOT NULL,
+    router    VARCHAR NOT NULL,
+    item_id   VARCHAR NOT NULL,
+    system2   VARCHAR NOT NULL,           -- the System-2 solver composed with
+    s2_round  INTEGER NOT NULL,           -- the round its answers are stored under
+    system    INTEGER NOT NULL,           -- 1 or 2: who answered
+    reason    VARCHAR NOT NULL,
+    score     DOUBLE NOT NULL,            -- the router's estimate that System 1 is right
+    threshold DOUBLE NOT NULL,
+    correct   BOOLEAN NOT NULL,
+    seconds   DOUBLE NOT NULL,
+    tokens    INTEGER NOT NULL,
+    PRIMARY KEY (round, router, item_id)
+);
+
+-- Accuracy against escalation rate over thresholds (the report's trade-off plot); `chosen`
+-- marks the threshold picked on the probe split.
+CREATE TABLE IF NOT EXISTS compose_curve (
+    round      INTEGER NOT NULL,
+    router     VARCHAR NOT NULL,
+    split      VARCHAR NOT NULL,
+    threshold  DOUBLE NOT NULL,
+    escalation DOUBLE NOT NULL,
+    accuracy   DOUBLE NOT NULL,
+    seconds    DOUBLE NOT NULL,
+    chosen     BOOLEAN NOT NULL,
+    PRIMARY KEY (round, router, split, threshold)
+);
+
 -- Notes of a run (skipped rows, dropped labels, resumes). Keyed by their text, so a stage
 -- redone after a crash does not log the same note twice.
 CREATE TABLE IF NOT EXISTS events (
@@ -225,3 +276,20 @@ SELECT
     (SELECT count(*) FROM train_sets t WHERE t.round = a.round)     AS train_examples
 FROM answered a
 GROUP BY round;
+
+-- Per round and router on the test split: System 1 alone, System 2 alone, composed; the
+-- escalation rate; mean latency per item of each. The one place these figures are computed.
+CREATE OR REPLACE VIEW compose_summary AS
+SELECT r.round, r.router, any_value(r.system2) AS system2, count(*) AS items,
+       avg(s1.correct::INTEGER)        AS system1_accuracy,
+       avg(s2.correct::INTEGER)        AS system2_accuracy,
+       avg(r.correct::INTEGER)         AS composed_accuracy,
+       avg((r.system = 2)::INTEGER)    AS escalation,
+       avg(s1.seconds)                 AS system1_seconds,
+       avg(s2.seconds)                 AS system2_seconds,
+       avg(r.seconds)                  AS composed_seconds,
+       any_value(r.threshold)          AS threshold
+FROM routes r
+JOIN solutions s1 ON s1.round = r.round AND s1.solver = 'system1' AND s1.item_id = r.item_id
+JOIN solutions s2 ON s2.round = r.s2_round AND s2.solver = r.system2 AND s2.item_id = r.item_id
+GROUP BY r.round, r.router;

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,7 +138,7 @@ def answer_probe(ctx: Context, round_: int, student: Any) -> str:
     samples = ctx.cfg.difficulty.samples if ctx.cfg.difficulty.consistency else 0
     done = ctx.store.attempted_ids(round_)
     _answer(ctx, f"round {round_}: student answers", items, done, student, samples,
-            lambda scored: ctx.store.add_attempts(round_, scored))
+            lambda scored, _: ctx.store.add_attempts(round_, scored))
     return f"{len(items)} items, {len(items) - len(done)} answered now"
 
 
@@ -146,7 +147,7 @@ def evaluate(ctx: Context, round_: int, student: Any) -> str:
     items = ctx.store.items("test") + ctx.store.items("general")
     done = ctx.store.evaluated_ids(round_)
     title = "warm-up student: held-out" if round_ == SETUP_ROUND else f"round {round_}: held-out eval"
-    _answer(ctx, title, items, done, student, 0, lambda scored: ctx.store.add_evals(round_, scored))
+    _answer(ctx, title, items, done, student, 0, lambda scored, _: ctx.store.add_evals(round_, scored))
     row = next((r for r in ctx.store.round_summary() if r[0] == round_), None)
     scores = [f"{split} {acc:.3f}" for split, acc in (("test", row[1]), ("general", row[3])) if acc is not None] if row else []
     return ", ".join(scores) or f"{len(items)} items"
@@ -161,6 +162,7 @@ def _answer(ctx: Context, title: str, items: Sequence[Item], done: set[str], stu
         advance(len(items) - len(todo))
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
+            began = time.perf_counter()
             generations = student.generate(
                 [i.item_id for i in batch], prompts[start : start + batch_size],
                 samples=samples, temperature=ctx.cfg.difficulty.temperature,
@@ -170,7 +172,7 @@ def _answer(ctx: Context, title: str, items: Sequence[Item], done: set[str], stu
             for g in generations:
                 extracted = ctx.task.extract(by_id[g.item_id], g.text)
                 scored.append(ScoredAttempt(g, extracted, ctx.task.is_correct(by_id[g.item_id], extracted)))
-            record(scored)
+            record(scored, (time.perf_counter() - began) / len(batch))
             advance(len(batch))
 
 
@@ -377,3 +379,99 @@ def train(ctx: Context, round_: int, base: Path, out: Path, trainer: Any) -> str
         raise StopRequested(f"training stopped after step {metrics['stopped_at']} of {metrics['steps']}, state saved")
     ctx.store.add_checkpoint(round_, str(out / "merged"), str(base), metrics)
     return f"{metrics['steps']} steps on {len(examples)} examples, final loss {metrics['final_loss']:.3f}"
+
+
+# --- compose: System 1 + System 2 -----------------------------------------------------------
+
+def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int) -> str:
+    """The composed solver of round `round_`'s student: both systems answer the probe and
+    test items, each router's threshold is chosen on probe and applied to test, and the
+    routes and the accuracy-vs-escalation curves are written. Resumable per batch."""
+    from sgi.skills import routing
+
+    cfg = ctx.cfg.compose
+    items = compose_items(ctx, "probe") + compose_items(ctx, "test")
+    done = ctx.store.solved_ids(round_, "system1")
+    _answer(ctx, f"{_round_label(round_)}: System 1 (student)", items, done, system1, 0,
+            lambda scored, seconds: ctx.store.add_solutions(round_, "system1", [
+                (a.generation.item_id, a.generation.text, a.extracted, a.correct, a.generation.n_tokens, seconds,
+                 a.generation.mean_prob, a.generation.min_prob, a.generation.margin) for a in scored]))
+    _solve_system2(ctx, items, system2, s2_round)
+    rows = ctx.store.compose_rows(round_, s2_round, cfg.system2, cfg.feature)
+    by_split = defaultdict(list)
+    tokens = {}
+    for item_id, split, s1, s2, confidence, skill, s1_s, s2_s, s1_tok, s2_tok in rows:
+        by_split[split].append(routing.Routed(item_id, s1, s2, confidence, skill, s1_s, s2_s))
+        tokens[item_id] = (s1_tok, s2_tok)
+    probe, test = by_split["probe"], by_split["test"]
+    if not probe or not test:
+        raise StoreError(f"compose needs probe and test items answered by both systems (probe {len(probe)}, "
+                         f"test {len(test)})")
+    parts = []
+    for router in cfg.routers:
+        chosen = routing.choose_threshold(router, probe, cfg.target)
+        ctx.store.add_routes(round_, [_route(router, r, chosen.threshold, cfg, s2_round, tokens[r.item_id])
+                                      for r in test])
+        # the chosen point first: a grid point at the same threshold is then the duplicate ignored
+        curve = [(split, routing.outcome(router, rows_, chosen.threshold)) for split, rows_ in
+                 (("probe", probe), ("test", test))]
+        curve += [("probe", o) for o in routing.curve(router, probe, routing.grid(router, probe))]
+        curve += [("test", o) for o in routing.curve(router, test, routing.grid(router, test))]
+        ctx.store.add_compose_curve(round_, [
+            (router, split, o.threshold, o.escalation, o.accuracy, o.seconds, o.threshold == chosen.threshold)
+            for split, o in curve])
+        at = routing.outcome(router, test, chosen.threshold)
+        parts.append(f"{router} {at.accuracy:.3f} at {at.escalation:.0%}")
+    s1_acc = sum(r.s1_correct for r in test) / len(test)
+    s2_acc = sum(r.s2_correct for r in test) / len(test)
+    return (f"test: System 1 {s1_acc:.3f}, System 2 {system2_label(cfg.system2)} {s2_acc:.3f}; composed "
+            + ", ".join(parts))
+
+
+def system2_label(solver: str) -> str:
+    """How a System-2 solver is named wherever it is shown (the oracle always as a ceiling)."""
+    return "oracle (ceiling)" if solver == "oracle" else solver
+
+
+def compose_items(ctx: Context, split: str) -> list[Item]:
+    """The split's items for composing: all, or `compose.max_items` of them chosen by a hash
+    of seed and id (the same in every round and on resume)."""
+    items = ctx.store.items(split)
+    cap = ctx.cfg.compose.max_items
+    if cap is None or len(items) <= cap:
+        return items
+    key = lambda i: hashlib.sha1(f"{ctx.cfg.seed}|{i.item_id}".encode()).hexdigest()  # noqa: E731
+    return sorted(sorted(items, key=key)[:cap], key=lambda i: i.item_id)
+
+
+def _solve_system2(ctx: Context, items: Sequence[Item], solver: Any, s2_round: int) -> None:
+    name = ctx.cfg.compose.system2
+    done = ctx.store.solved_ids(s2_round, name)
+    todo = [i for i in items if i.item_id not in done]
+    by_id = {i.item_id: i for i in todo}
+    with ctx.reporter.bar(f"{_round_label(s2_round)}: {system2_label(name)}", len(items)) as advance:
+        advance(len(items) - len(todo))
+        for batch in _batches(todo, ctx.cfg.student.batch_size):
+            solved = solver.solve(batch)
+            ctx.store.add_solutions(s2_round, name, [
+                (s.item_id, s.output, s.answer, ctx.task.is_correct(by_id[s.item_id], s.answer), s.n_tokens,
+                 s.seconds, None, None, None) for s in solved])
+            advance(len(batch))
+
+
+def _route(router: str, row: Any, threshold: float, cfg: Any, s2_round: int, tokens: tuple[int, int]) -> tuple:
+    from sgi.skills import routing
+
+    score = routing.score(router, row)
+    up = score < threshold
+    signal = {"confidence": cfg.feature, "skill": "weakest skill's probe accuracy",
+              "skill+confidence": f"{cfg.feature} x weakest skill's probe accuracy"}[router]
+    reason = f"{signal} {score:.3f} {'<' if up else '>='} {threshold:.3f}"
+    seconds = routing.outcome(router, [row], threshold).seconds
+    used = (tokens[1] if router == "skill" else sum(tokens)) if up else tokens[0]
+    return (router, row.item_id, cfg.system2, s2_round, 2 if up else 1, reason, score, threshold,
+            row.s2_correct if up else row.s1_correct, seconds, used)
+
+
+def _round_label(round_: int) -> str:
+    return "warm-up student" if round_ == SETUP_ROUND else f"round {round_}"

@@ -19,11 +19,14 @@ import duckdb
 
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SETUP_ROUND = -1  # stages that happen once per run (task, labels, warm-up)
 # Tables added since an older version: a read-only open (`sgi status` on an old run)
 # gets them as empty temporary tables instead of refusing the store.
-ADDED_SINCE: dict[int, list[str]] = {3: ["teacher_calls"]}
+ADDED_SINCE: dict[int, list[str]] = {
+    3: ["teacher_calls", "solutions", "routes", "compose_curve", "compose_summary"],
+    4: ["solutions", "routes", "compose_curve", "compose_summary"],
+}
 
 
 # What each stage writes, for `reset_stages` (`?` is the round). Synthetic items of a
@@ -46,6 +49,8 @@ RESET: dict[str, list[str]] = {
     ],
     "train": ["DELETE FROM checkpoints WHERE round = ?"],
     "evaluate": ["DELETE FROM evals WHERE round = ?"],
+    "compose": [f"DELETE FROM {t} WHERE round = ?" for t in ("routes", "compose_curve")]
+    + ["DELETE FROM solutions WHERE round = ? AND solver = 'system1'"],
 }
 
 
@@ -127,17 +132,20 @@ class Store:
             self.db.execute("DROP TABLE events_v2")
             self.db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
             row = ("3",)
-        if row and row[0] == "3":  # v4 adds teacher_calls, which schema.sql creates
-            self.db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        if row and row[0] in ("3", "4"):  # v4 adds teacher_calls, v5 the compose tables: schema.sql creates them
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         found = int(row[0]) if row else None
         if self.read_only and found in ADDED_SINCE:
             schema = resources.files("sgi.orchestrator").joinpath("schema.sql").read_text()
-            for table in ADDED_SINCE[found]:
-                create = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \(.*?\n\);", schema, re.S).group(0)
-                self.db.execute(create.replace("CREATE TABLE", "CREATE TEMP TABLE"))
+            for name in ADDED_SINCE[found]:  # tables first, then the views over them
+                table = re.search(rf"CREATE TABLE IF NOT EXISTS {name} \(.*?\n\);", schema, re.S)
+                view = re.search(rf"CREATE OR REPLACE VIEW {name} AS\n.*?;", schema, re.S)
+                create = (table or view).group(0)
+                self.db.execute(create.replace("CREATE TABLE", "CREATE TEMP TABLE")
+                                .replace("CREATE OR REPLACE VIEW", "CREATE TEMP VIEW"))
             return
         if found != SCHEMA_VERSION:
             raise StoreError(
@@ -289,6 +297,23 @@ class Store:
             ),
         )
 
+    def add_solutions(self, round_: int, solver: str, rows: Sequence[tuple]) -> int:
+        """rows: (item_id, output, extracted, correct, n_tokens, seconds, mean_prob, min_prob, margin)."""
+        return self._insert(
+            "solutions", "round, solver, item_id, output, extracted, correct, n_tokens, seconds, mean_prob, min_prob, "
+            "margin", ((round_, solver, *r) for r in rows))
+
+    def add_routes(self, round_: int, rows: Sequence[tuple]) -> int:
+        """rows: (router, item_id, system2, s2_round, system, reason, score, threshold, correct, seconds, tokens)."""
+        return self._insert(
+            "routes", "round, router, item_id, system2, s2_round, system, reason, score, threshold, correct, seconds, "
+            "tokens", ((round_, *r) for r in rows))
+
+    def add_compose_curve(self, round_: int, rows: Sequence[tuple]) -> int:
+        """rows: (router, split, threshold, escalation, accuracy, seconds, chosen)."""
+        return self._insert("compose_curve", "round, router, split, threshold, escalation, accuracy, seconds, chosen",
+                            ((round_, *r) for r in rows))
+
     def add_checkpoint(self, round_: int, path: str, base: str, metrics: dict[str, Any]) -> int:
         return self._insert(
             "checkpoints",
@@ -372,6 +397,23 @@ class Store:
 
     def synthesized_counts(self, round_: int) -> tuple[int, int]:
         return self._query("synthesized_counts", [round_])[0]
+
+    def solved_ids(self, round_: int, solver: str) -> set[str]:
+        return {r[0] for r in self._query("solved_ids", [round_, solver])}
+
+    def compose_rows(self, round_: int, s2_round: int, system2: str, feature: str) -> list[tuple]:
+        """(item_id, split, s1 correct, s2 correct, confidence, weakest-skill accuracy, s1 s, s2 s,
+        s1 tokens, s2 tokens) for the items both systems answered."""
+        return self._query("compose_rows", [round_, s2_round, system2, feature])
+
+    def compose_summary(self) -> list[tuple]:
+        """(round, router, system2, items, s1 acc, s2 acc, composed acc, escalation, s1 s, s2 s,
+        composed s, threshold) on the test split."""
+        return self._query("compose_summary")
+
+    def compose_curve(self) -> list[tuple]:
+        """(round, router, split, threshold, escalation, accuracy, seconds, chosen)."""
+        return self._query("compose_curve")
 
     def test_floor(self) -> float | None:
         """The trivial majority-answer baseline on the test split (per skill, pooled)."""

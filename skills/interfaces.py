@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from sgi.skills.records import Candidate, Case, Diagnosis, Generation, Item, Label, Skill
+from sgi.skills.records import Candidate, Case, Diagnosis, Generation, Item, Label, Skill, Solved
 
 
 class Task(Protocol):
@@ -59,6 +59,14 @@ class StudentEngine(Protocol):
 
         A prompt is the user-message text; the engine applies the model's chat template.
         """
+        ...
+
+
+class Solver(Protocol):
+    """A System-2 solver: slower and stronger than the student, used where the router escalates."""
+
+    def solve(self, items: Sequence[Item]) -> list[Solved]:
+        """One answer per item, in order."""
         ...
 
 

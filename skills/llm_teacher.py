@@ -296,6 +296,13 @@ class LLMTeacher:
                                       (skill,), {"provenance": provenance}), answers, verified=False))
         return out
 
+    # --- System 2 ---
+
+    def solve(self, items: Sequence[Item]) -> list[str]:
+        """The teacher's final answer per item, reasoning step by step ("" where it gave none)."""
+        replies = self.complete([self.request("solve", seed=self.seed, question=i.question) for i in items])
+        return [r.value.answer.strip() if r.value is not None else "" for r in replies]
+
     # --- catalogue merging ---
 
     def _merge_by_teacher(self, fine: Sequence[FineSkill]) -> list[Skill]:

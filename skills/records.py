@@ -47,6 +47,7 @@ class Generation:
     n_tokens: int
     mean_prob: float  # mean top-1 probability over the generated answer tokens
     min_prob: float  # min top-1 probability over the generated answer tokens
+    margin: float | None = None  # mean top-1 minus top-2 probability over them (None: engine lacks it)
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,14 @@ class Candidate:
     item: Item  # split "synthetic", a stable item_id; meta["provenance"] = {"skill", "references"}
     solutions: tuple[str, ...]  # final answers of independent solutions (3 by default)
     verified: bool  # an exact solver confirmed the reference answer (verifiable tasks only)
+
+
+@dataclass(frozen=True)
+class Solved:
+    """A System-2 solver's answer to one item."""
+
+    item_id: str
+    output: str  # what the solver produced (reasoning, an expression, the votes)
+    answer: str  # the final answer, for the task's checker ("" if none)
+    n_tokens: int  # tokens generated for it (0 for solvers that generate none)
+    seconds: float  # its share of the wall time of the batch it was solved in

@@ -15,7 +15,7 @@ import pytest
 from sgi.orchestrator import build, stages
 from sgi.orchestrator.config import ConfigError, load_config
 from sgi.orchestrator.progress import Reporter
-from sgi.orchestrator.store import SETUP_ROUND, Store
+from sgi.orchestrator.store import ADDED_SINCE, SCHEMA_VERSION, SETUP_ROUND, Store
 from sgi.skills import synthesis
 from sgi.skills.interfaces import TeacherOutputError
 from sgi.skills.llm_teacher import OUTPUTS, ChatReply, LLMTeacher, _parse_reply, load_templates
@@ -135,18 +135,22 @@ def test_teacher_calls_are_cached_in_the_store_and_charged_to_the_running_stage(
     store.close()
 
 
-def test_a_version_3_store_gains_the_teacher_cache(tmp_path):
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_older_store_is_readable_as_it_is_and_upgrades_in_place(tmp_path, version):
     path = tmp_path / "sgi.duckdb"
     store = Store(path)
-    store.db.execute("DROP TABLE teacher_calls")
-    store.db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    store.db.execute("DROP VIEW compose_summary")
+    for table in ADDED_SINCE[version]:
+        if table != "compose_summary":
+            store.db.execute(f"DROP TABLE {table}")
+    store.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
     store.close()
     old = Store(path, read_only=True)  # `sgi status` on an old run: readable as it is
-    assert old.teacher_usage() == [] and old.ledger() == []
+    assert old.teacher_usage() == [] and old.ledger() == [] and old.compose_summary() == []
     old.close()
     store = Store(path)  # a write open upgrades it in place
-    assert store.teacher_cached(["x"]) == {} and store.teacher_usage() == []
-    assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+    assert store.teacher_cached(["x"]) == {} and store.compose_summary() == []
+    assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     store.close()
 
 

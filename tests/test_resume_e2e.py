@@ -42,6 +42,7 @@ TINY = [
     "train.steps=4",
     "train.batch_size=4",
     "train.state_every=1",
+    "compose.enabled=false",  # composing is tested in test_run_e2e; here it would only add kill points
     "ray.num_cpus=2",
 ]
 # Content tables compared row for row; columns that hold wall time or paths are left out.

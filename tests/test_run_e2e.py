@@ -33,7 +33,8 @@ def run_sgi(tmp: Path, name: str, extra: list[str]) -> Store:
 def two_rounds(tmp_path_factory):
     """Two STAT-Sel rounds from the *base* model (no warm-up), so round -1 is the base model."""
     tmp = tmp_path_factory.mktemp("run")
-    store = run_sgi(tmp, "sel", ["warmup.enabled=false", "loop.rounds=2", "train.steps=16", "train.batch_size=8"])
+    store = run_sgi(tmp, "sel", ["warmup.enabled=false", "loop.rounds=2", "train.steps=16", "train.batch_size=8",
+                                 "compose.max_items=24"])
     yield tmp, store
     store.close()
 
@@ -87,7 +88,8 @@ def test_evals_per_round_and_the_student_learns(two_rounds):
 @pytest.mark.parametrize("strategy", ["stat-syn", "embed-sel", "uniform", "skill-it"])
 def test_other_strategies_one_round_inline(tmp_path, strategy):
     store = run_sgi(tmp_path, strategy, [f"loop.strategy={strategy}", "loop.rounds=1", "warmup.enabled=false",
-                                          "train.steps=2", "train.batch_size=4", "ray.enabled=false"])
+                                          "train.steps=2", "train.batch_size=4", "ray.enabled=false",
+                                          "compose.enabled=false"])
     try:
         train = store.train_set(0)
         assert len(train) == 8
@@ -107,3 +109,32 @@ def test_other_strategies_one_round_inline(tmp_path, strategy):
         assert store.checkpoint(0) and store.evaluated_ids(0)
     finally:
         store.close()
+
+
+def test_each_round_is_composed_with_the_program_solver(two_rounds):
+    """System 1 (the round's student) + System 2 (the base model writing expressions that
+    the safe evaluator computes), routed per item on the test split."""
+    _, store = two_rounds
+    summary = {(r[0], r[1]): r for r in store.compose_summary()}
+    assert set(summary) == {(r, router) for r in (-1, 0, 1) for router in ("confidence", "skill", "skill+confidence")}
+    test_ids = {r[0] for r in store.db.execute("SELECT item_id FROM routes WHERE round = -1 AND router = 'skill'").fetchall()}
+    assert len(test_ids) == 24 and test_ids <= {i.item_id for i in store.items("test")}  # compose.max_items
+    for (round_, router), (_, _, system2, items, s1, s2, composed, escalation, s1_s, s2_s, both_s, _) in summary.items():
+        assert system2 == "program" and items == len(test_ids)
+        assert 0.0 <= escalation <= 1.0 and s1_s > 0 and s2_s > 0
+        routes = store.db.execute("SELECT item_id, system, reason, correct FROM routes WHERE round = ? AND router = ?",
+                                  [round_, router]).fetchall()
+        assert {r[0] for r in routes} == test_ids and {r[1] for r in routes} <= {1, 2}
+        assert all(("<" in r[2]) == (r[1] == 2) for r in routes)  # the reason states the rule that fired
+        assert composed == pytest.approx(sum(r[3] for r in routes) / len(routes))
+    # the program solver computes what the small model cannot: it beats the base student here
+    assert summary[(-1, "confidence")][5] > summary[(-1, "confidence")][4]
+    # thresholds are chosen on probe; on test the composed solver is at least as good as the
+    # student alone for the routers that escalate where the student is weak
+    for round_ in (-1, 0, 1):
+        assert summary[(round_, "skill")][6] >= summary[(round_, "skill")][4]
+    curve = store.compose_curve()
+    for round_ in (-1, 0, 1):
+        points = [c for c in curve if c[0] == round_ and c[1] == "confidence" and c[2] == "test"]
+        assert min(p[4] for p in points) == 0.0 and max(p[4] for p in points) == 1.0
+        assert sum(p[7] for p in points) == 1  # one chosen threshold per split

@@ -24,6 +24,7 @@ RUN = [
     "task.gym.families={add_sub: 40, products: 24}", "task.gym.probe_per_family=12", "task.gym.test_per_family=12",
     "task.gym.general={}", "warmup.enabled=false", "loop.rounds=1", "loop.strategy=uniform", "train.steps=12",
     "train.batch_size=8", "train.lr=2e-3", "student.batch_size=16", "student.dtype=float32", "ray.num_cpus=2",
+    "compose.enabled=false",
 ]
 
 

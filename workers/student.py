@@ -38,6 +38,7 @@ class TransformersStudent:
         threads: int | None = None,
         seed: int = 0,
         adapter_path: str | Path | None = None,
+        shots: Sequence[tuple[str, str]] = (),
     ) -> None:
         dtype = resolve_dtype(dtype)
         if dtype not in _DTYPES:
@@ -45,6 +46,7 @@ class TransformersStudent:
         if threads:
             torch.set_num_threads(threads)
         self.system_prompt = system_prompt
+        self.shots = tuple(shots)
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.seed = seed
@@ -63,7 +65,7 @@ class TransformersStudent:
 
     def render(self, prompt: str) -> str:
         """The chat-formatted text the model sees for a user message (shared with the trainer)."""
-        return render_chat(self.tokenizer, self.system_prompt, prompt)
+        return render_chat(self.tokenizer, self.system_prompt, prompt, self.shots)
 
     def generate(
         self, item_ids: Sequence[str], prompts: Sequence[str], *, samples: int = 0, temperature: float = 0.7
@@ -105,7 +107,11 @@ class TransformersStudent:
         )
         new = res.sequences[:, enc.input_ids.shape[1] :]  # [rows, steps]
         logits = torch.stack(res.logits, dim=1).float()  # [rows, steps, vocab], raw (untempered)
-        probs = torch.softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)  # [rows, steps]
+        dist = torch.softmax(logits, dim=-1)
+        probs = dist.gather(-1, new.unsqueeze(-1)).squeeze(-1)  # [rows, steps]
+        top2 = dist.topk(2, dim=-1).values  # [rows, steps, 2]
+        margins = top2[..., 0] - top2[..., 1]
+        del dist
         is_eos = torch.isin(new, torch.tensor(self.eos_ids))
         for r, (i, s) in enumerate(rows):
             eos_at = is_eos[r].nonzero()
@@ -118,12 +124,18 @@ class TransformersStudent:
                 n_tokens=n,
                 mean_prob=float(p.mean()),
                 min_prob=float(p.min()),
+                margin=float(margins[r, :n].mean()),
             )
 
 
-def render_chat(tokenizer, system_prompt: str | None, user_text: str) -> str:
-    """System prompt (if any) + user message + the assistant generation prompt."""
+def render_chat(tokenizer, system_prompt: str | None, user_text: str,
+                shots: Sequence[tuple[str, str]] = ()) -> str:
+    """System prompt (if any) + worked (user, assistant) turns + user message + the
+    assistant generation prompt. Few-shot as chat turns: a small instruct model copies
+    the answer form far better than from shots pasted into one message."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    for question, answer in shots:
+        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
     messages.append({"role": "user", "content": user_text})
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 

@@ -58,12 +58,12 @@ class VLLMStudent:
         if len(item_ids) != len(prompts):
             raise ValueError(f"{len(item_ids)} item ids for {len(prompts)} prompts")
         texts = [self.render(p) for p in prompts]
-        greedy = SamplingParams(temperature=0.0, max_tokens=self.max_new_tokens, logprobs=0)
+        greedy = SamplingParams(temperature=0.0, max_tokens=self.max_new_tokens, logprobs=2)
         out = {(i, 0): g for i, g in enumerate(self._run(texts, greedy, item_ids, sample=0))}
         for s in range(1, samples + 1):
             # One seed per sample index: the same run seed gives the same samples on resume.
             sampled = SamplingParams(temperature=temperature, top_k=0, top_p=1.0, max_tokens=self.max_new_tokens,
-                                     logprobs=0, seed=self.seed * 1000 + s)
+                                     logprobs=2, seed=self.seed * 1000 + s)
             out |= {(i, s): g for i, g in enumerate(self._run(texts, sampled, item_ids, sample=s))}
         return [out[(i, s)] for i in range(len(prompts)) for s in range(samples + 1)]
 
@@ -72,8 +72,17 @@ class VLLMStudent:
         gens = []
         for item_id, result in zip(item_ids, results):
             completion = result.outputs[0]
-            probs = [math.exp(step[token].logprob) for token, step in zip(completion.token_ids, completion.logprobs)]
+            # logprobs=2: each step holds the emitted token and the two most likely ones
+            steps = list(zip(completion.token_ids, completion.logprobs))
+            probs = [math.exp(step[token].logprob) for token, step in steps]
+            margins = [_top2_margin(step) for _, step in steps]
             gens.append(Generation(item_id=item_id, sample=sample, text=completion.text.strip(),
                                    n_tokens=len(completion.token_ids), mean_prob=sum(probs) / len(probs) if probs else 0.0,
-                                   min_prob=min(probs) if probs else 0.0))
+                                   min_prob=min(probs) if probs else 0.0,
+                                   margin=sum(margins) / len(margins) if margins else 0.0))
         return gens
+
+
+def _top2_margin(step: dict) -> float:
+    top = sorted((math.exp(lp.logprob) for lp in step.values()), reverse=True)
+    return top[0] - (top[1] if len(top) > 1 else 0.0)
