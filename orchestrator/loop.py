@@ -76,6 +76,7 @@ def profile_round(s: Session, r: int, student: Any) -> None:
 def compose_round(s: Session, r: int, model: Path, force: bool = False) -> None:
     if s.cfg.compose.enabled or force:
         s.stage(r, "compose", stages.compose, r, s.student(model), s.system2(model), s.system2_round(r))
+        s.release_system2()  # its model would otherwise sit in memory through the next round
 
 
 class Session:
@@ -283,10 +284,9 @@ class Session:
             from sgi.workers.student import TransformersStudent
 
             args = {**build.student_args(self.cfg, str(model)), "max_new_tokens": c.self_consistency.max_new_tokens}
-            if self._reasoner is not None:  # one round's reasoner at a time
-                actors.stop(self._reasoner)
-                self.engines.remove(self._reasoner)
-            self._reasoner = self._spawn("reasoner", TransformersStudent, args, num_cpus=1)
+            # no CPU reserved: it runs only while the student waits, and a reservation could
+            # leave the trainer unschedulable on a small cluster
+            self._reasoner = self._spawn("reasoner", TransformersStudent, args)
             return solvers.SelfConsistencySolver(self._reasoner, self.ctx.task.extract, c.self_consistency.n,
                                                  c.self_consistency.temperature, self.cfg.student.batch_size)
         if self._writer is None:
@@ -297,8 +297,15 @@ class Session:
             writer = resolve_student(c.program.model) if c.program.model else self.base_model
             args = {**build.student_args(self.cfg, str(writer)), "max_new_tokens": c.program.max_new_tokens,
                     "system_prompt": shots.system, "shots": shots.shots}
-            self._writer = self._spawn("program-writer", TransformersStudent, args, num_cpus=1)
+            self._writer = self._spawn("program-writer", TransformersStudent, args)  # no CPU reserved, as above
         return solvers.ProgramSolver(self._writer, self.cfg.student.batch_size)
+
+    def release_system2(self) -> None:
+        for engine in (self._writer, self._reasoner):
+            if engine is not None:
+                actors.stop(engine)
+                self.engines.remove(engine)
+        self._writer = self._reasoner = None
 
     def student(self, model_path: Path) -> Any:
         """The student engine for `model_path`, loaded on first use (the previous one is released)."""
