@@ -68,7 +68,9 @@ def _cpu_name() -> str:
 
 def run_one(out: Path, strategy: str, seed: int, rounds: int, extra: list[str]) -> tuple[list[tuple], float, float]:
     name = f"{strategy}-s{seed}"
-    sets = [f"name={name}", f"runs_dir={out}", f"seed={seed}", f"loop.strategy={strategy}", f"loop.rounds={rounds}", *extra]
+    # compose is not part of the comparison (it changes no weights) and would add to the ledger's time
+    sets = [f"name={name}", f"runs_dir={out}", f"seed={seed}", f"loop.strategy={strategy}", f"loop.rounds={rounds}",
+            "compose.enabled=false", *extra]
     subprocess.run([sys.executable, "-m", "sgi.orchestrator", "run", "--quiet",
                     *[a for s in sets for a in ("--set", s)]], check=True, stdout=subprocess.DEVNULL)
     store = Store(out / name / "sgi.duckdb", read_only=True)
