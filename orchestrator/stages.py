@@ -467,7 +467,7 @@ def _route(router: str, row: Any, threshold: float, cfg: Any, s2_round: int, tok
     signal = {"confidence": cfg.feature, "skill": "weakest skill's probe accuracy",
               "skill+confidence": f"{cfg.feature} x weakest skill's probe accuracy"}[router]
     reason = f"{signal} {score:.3f} {'<' if up else '>='} {threshold:.3f}"
-    seconds = routing.outcome(router, [row], threshold).seconds
+    seconds = routing.latency(router, row, up)
     used = (tokens[1] if router == "skill" else sum(tokens)) if up else tokens[0]
     return (router, row.item_id, cfg.system2, s2_round, 2 if up else 1, reason, score, threshold,
             row.s2_correct if up else row.s1_correct, seconds, used)

@@ -68,11 +68,12 @@ def outcome(router: str, rows: Sequence[Routed], threshold: float) -> Outcome:
         return Outcome(threshold, 0.0, 0.0, 0.0)
     up = [escalates(router, r, threshold) for r in rows]
     correct = sum(r.s2_correct if e else r.s1_correct for r, e in zip(rows, up))
-    seconds = sum(_latency(router, r, e) for r, e in zip(rows, up))
+    seconds = sum(latency(router, r, e) for r, e in zip(rows, up))
     return Outcome(threshold, sum(up) / len(rows), correct / len(rows), seconds / len(rows))
 
 
-def _latency(router: str, row: Routed, escalated: bool) -> float:
+def latency(router: str, row: Routed, escalated: bool) -> float:
+    """One item's latency under the router's decision."""
     if not escalated:
         return row.s1_seconds
     return row.s2_seconds if router == "skill" else row.s1_seconds + row.s2_seconds
