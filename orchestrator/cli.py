@@ -10,6 +10,8 @@
     sgi resume runs/default           # continue a killed or stopped run from where it stopped
     sgi run --force-from 1:train      # redo round 1's training and everything after it
     sgi compose runs/default --round 1 --set compose.system2=oracle   # System 1 + System 2, routed
+    sgi report runs/default --compare runs/uniform    # the skill-gap report as HTML files
+    sgi report serve runs/default --port 8765         # the same pages, live, on 127.0.0.1
 
 Ctrl-C (or SIGTERM) stops after the current batch, which is saved; a second Ctrl-C aborts.
 """
@@ -26,6 +28,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress
 from rich.table import Table
 
 from sgi.orchestrator.config import ConfigError, load_config
@@ -215,6 +218,45 @@ def summary_table(rows: list[tuple], title: str) -> Table:
         table.add_row("warm-up" if round_ < 0 else str(round_), _pct(test), _pct(weakest), _pct(general),
                       str(examples), f"{seconds:.0f}" if seconds is not None else "-")
     return table
+
+
+@app.command()
+def report(
+    target: Annotated[str, typer.Argument(help="A run directory, or `serve` followed by one.", metavar="[serve] RUN")],
+    run_dir: Annotated[Optional[Path], typer.Argument(help="With `serve`: the run directory.", show_default=False)] = None,
+    compare_with: Annotated[list[Path], typer.Option("--compare", help="Another run to compare with (repeatable).")] = [],
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the HTML files (default RUN/report).")] = None,
+    host: Annotated[str, typer.Option(help="serve: address to bind; other than 127.0.0.1 exposes the report.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="serve: port.")] = 8765,
+):
+    """The skill-gap report: overview, skill map, missing skills per round, a page per skill
+    with the failing attempts and the teacher's diagnoses, and comparisons. `sgi report RUN`
+    writes self-contained HTML files that open from disk; `sgi report serve RUN` serves the
+    same pages live (a running run included: they read the snapshot it publishes)."""
+    from sgi.reports.pages import Site, write_site
+
+    serving = target == "serve"
+    run = run_dir if serving else Path(target)
+    if run is None:
+        raise typer.BadParameter("`sgi report serve` needs a run directory, e.g. `sgi report serve runs/default`")
+    if run_dir is not None and not serving:
+        raise typer.BadParameter(f"unexpected {run_dir}: use `sgi report RUN` or `sgi report serve RUN`")
+    for path in (run, *compare_with):
+        if not (path / "sgi.duckdb").is_file():
+            raise StoreError(f"{path}: no run store here (is this a run directory?)")
+    if serving:
+        from sgi.reports.server import serve
+
+        site = Site(run, compare_with, live=True)
+        site.render("index.html")  # fail here, with the reason, rather than on the first request
+        console.print(f"serving the report of {run} on http://{host}:{port}/ (Ctrl-C stops)")
+        serve(site, host=host, port=port)
+        return
+    folder = out or run / "report"
+    with Progress(*Progress.get_default_columns(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("writing pages", total=None)
+        count = write_site(Site(run, compare_with), folder, progress=lambda _name: bar.advance(task))
+    console.print(f"wrote {count} pages to {folder}; open {folder / 'index.html'}")
 
 
 @app.command()

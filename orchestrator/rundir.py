@@ -180,14 +180,22 @@ class RunLock:
 
 def ensure_free(run_dir: Path, wanted: str) -> None:
     """Raise RunLocked naming the holder if a live process works on `run_dir` (DuckDB would only say 'lock')."""
+    held_by = holder(run_dir)
+    if held_by:
+        raise RunLocked(f"{run_dir} is in use by {held_by}; {wanted} once it stops")
+
+
+def holder(run_dir: Path) -> str | None:
+    """Who works on `run_dir` now ("pid 12 on host since ... (sgi run)"), or None."""
     path = Path(run_dir) / LOCK_FILE
     if not path.is_file():
-        return
+        return None
     fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
     except BlockingIOError:
-        raise RunLocked(f"{run_dir} is in use by {_describe(_read_holder(fd))}; {wanted} once it stops") from None
+        return _describe(_read_holder(fd))
     finally:
         os.close(fd)
 

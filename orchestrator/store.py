@@ -8,7 +8,9 @@ insert-or-ignore on a natural key: repeating a stage after a crash adds nothing 
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +22,10 @@ import duckdb
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 
 SCHEMA_VERSION = 5
+# A consistent copy of the store that other processes may open while the run holds the
+# real one (DuckDB lets no second process in): the report server reads it.
+SNAPSHOT_FILE = "report.duckdb"
+SNAPSHOT_EVERY_S = 10.0  # at most this often between stages; every finished stage publishes one
 SETUP_ROUND = -1  # stages that happen once per run (task, labels, warm-up)
 # Tables added since an older version: a read-only open (`sgi status` on an old run)
 # gets them as empty temporary tables instead of refusing the store.
@@ -104,6 +110,7 @@ class Store:
             raise StoreError(f"{self.path}: cannot open the run store ({err})") from None
         self._check_version()
         self.current_stage = (SETUP_ROUND, "")
+        self._published = 0.0
 
     def close(self) -> None:
         self.db.close()
@@ -175,6 +182,7 @@ class Store:
             before = self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             self.db.executemany(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})", rows)
             after = self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        self.publish_snapshot(every_s=SNAPSHOT_EVERY_S)
         return after - before
 
     # --- run and ledger -----------------------------------------------------------------
@@ -196,6 +204,30 @@ class Store:
 
     def finish_stage(self, round_: int, stage: str, detail: str = "") -> None:
         self._query("finish_stage", [detail, round_, stage])
+        self.publish_snapshot()
+
+    def publish_snapshot(self, every_s: float = 0.0) -> None:
+        """Copy the store to SNAPSHOT_FILE beside it (write a temporary file, then rename).
+
+        Readers open the copy, never the store; the rename makes each copy appear whole.
+        A failed copy is only a stale report, never a failed run: it is skipped.
+        """
+        if self.read_only or time.monotonic() - self._published < every_s:
+            return
+        target = self.path.with_name(SNAPSHOT_FILE)
+        partial = target.with_name(f".{SNAPSHOT_FILE}.{os.getpid()}.tmp")
+        partial.unlink(missing_ok=True)
+        catalog = self.db.execute("SELECT current_database()").fetchone()[0]
+        try:
+            self.db.execute("ATTACH ? AS snapshot", [str(partial)])
+            try:
+                self.db.execute(f'COPY FROM DATABASE "{catalog}" TO snapshot')
+            finally:
+                self.db.execute("DETACH snapshot")
+            os.replace(partial, target)
+        except (duckdb.Error, OSError):
+            partial.unlink(missing_ok=True)
+        self._published = time.monotonic()
 
     def ledger(self) -> list[tuple]:
         return self._query("ledger")

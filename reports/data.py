@@ -1,0 +1,139 @@
+"""What each report page shows, read from one consistent copy of a run's store."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import duckdb
+import yaml
+
+from sgi.reports.source import Snapshot
+
+PAGE_SIZE = 50
+TOP_MISSING = 15  # bars per round on the MSP page
+
+
+def _named_queries() -> dict[str, str]:
+    text = resources.files("sgi.reports").joinpath("report.sql").read_text()
+    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
+    return {name: sql.strip() for name, sql in zip(parts[1::2], parts[2::2])}
+
+
+QUERIES = _named_queries()
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a paginated list: its rows, and how many there are in all."""
+
+    rows: list[dict[str, Any]]
+    number: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // PAGE_SIZE))
+
+
+class RunData:
+    """Queries over a snapshot; one connection per page render, closed after it."""
+
+    def __init__(self, snapshot: Snapshot):
+        self.snapshot = snapshot
+        self.db: duckdb.DuckDBPyConnection = snapshot.connect()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> RunData:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _rows(self, name: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        cursor = self.db.execute(QUERIES[name], params or [])
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+    def _one(self, name: str, params: list[Any] | None = None) -> tuple:
+        return self.db.execute(QUERIES[name], params or []).fetchone()
+
+    # --- overview ---------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Name, creation time and the config settings a reader wants first."""
+        rows = self._rows("run")
+        if not rows:
+            return {"name": self.snapshot.run_dir.name, "created_at": None, "config": {}, "config_yaml": ""}
+        config = yaml.safe_load(rows[0]["config_yaml"]) or {}
+        return {"name": rows[0]["run"], "created_at": rows[0]["created_at"], "config": config,
+                "config_yaml": rows[0]["config_yaml"]}
+
+    def counts(self) -> dict[str, int]:
+        names = ("items", "skills", "attempts", "diagnoses", "training examples", "written items")
+        return dict(zip(names, self._one("counts")))
+
+    def freshness(self) -> tuple[Any, str | None]:
+        """(time of the newest ledger change, the stage running then, as 'round stage')."""
+        return self._one("freshness")
+
+    def round_summary(self) -> list[dict[str, Any]]:
+        return self._rows("round_summary")
+
+    def ledger(self) -> list[dict[str, Any]]:
+        return self._rows("ledger")
+
+    def teacher_tokens(self) -> list[dict[str, Any]]:
+        return self._rows("teacher_tokens")
+
+    def compose_summary(self) -> list[dict[str, Any]]:
+        return self._rows("compose_summary")
+
+    def compose_curve(self) -> list[dict[str, Any]]:
+        return self._rows("compose_curve")
+
+    # --- skills -----------------------------------------------------------------------
+
+    def profiled_rounds(self) -> list[int]:
+        return [r["round"] for r in self._rows("profiled_rounds")]
+
+    def missing_map(self) -> list[dict[str, Any]]:
+        return self._rows("missing_map")
+
+    def held_out_map(self) -> list[dict[str, Any]]:
+        return self._rows("held_out_map")
+
+    def skill_table(self) -> list[dict[str, Any]]:
+        return self._rows("skill_table")
+
+    def skills(self) -> list[str]:
+        return [r["skill"] for r in self.skill_table()]
+
+    def msp(self, round_: int) -> list[dict[str, Any]]:
+        return self._rows("msp", [round_, TOP_MISSING])
+
+    def skill(self, name: str) -> dict[str, Any] | None:
+        rows = self._rows("skill", [name])
+        return rows[0] if rows else None
+
+    def skill_rounds(self, name: str) -> list[dict[str, Any]]:
+        return self._rows("skill_rounds", [name])
+
+    def labelled(self, name: str, page: int) -> Page:
+        return Page(self._rows("labelled", [name, PAGE_SIZE, page * PAGE_SIZE]), page,
+                    self._one("labelled_count", [name])[0])
+
+    def failing(self, name: str, page: int) -> Page:
+        return Page(self._rows("failing", [name, PAGE_SIZE, page * PAGE_SIZE]), page,
+                    self._one("failing_count", [name])[0])
+
+    def chosen(self, name: str, page: int) -> Page:
+        return Page(self._rows("chosen", [name, PAGE_SIZE, page * PAGE_SIZE]), page,
+                    self._one("chosen_count", [name])[0])
+
+    def final_skill_evals(self) -> dict[str, dict[str, Any]]:
+        return {r["skill"]: r for r in self._rows("final_skill_evals")}

@@ -1,0 +1,90 @@
+"""Where the report reads a run from, without ever taking the run's store from it.
+
+DuckDB lets no second process open a file another process holds read-write, read-only
+included. So the report never opens a live run's `sgi.duckdb`: the run itself publishes
+`report.duckdb`, a whole copy written beside the store after every finished stage and at
+most every SNAPSHOT_EVERY_S seconds while a stage commits batches (write, then rename).
+When no process holds the run, the report makes its own copy from the store, in the user
+cache (a run directory may be read-only), and reads that. Either way every page reads a
+consistent copy and shows how old it is.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from sgi.orchestrator.rundir import holder
+from sgi.orchestrator.store import SNAPSHOT_FILE, StoreError
+
+STORE_FILE = "sgi.duckdb"  # orchestrator.loop.STORE_FILE, without importing the loop's engines
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A copy of a run's store that this process may open, and how it came to be."""
+
+    run_dir: Path
+    path: Path
+    live: str | None  # who holds the run now ("pid 12 ... (sgi run)"), None for a stopped run
+    taken_at: datetime.datetime
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(self.path), read_only=True)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SGI_CACHE", Path.home() / ".cache" / "sgi")) / "report-snapshots"
+
+
+def snapshot(run_dir: Path) -> Snapshot:
+    """The freshest readable copy of `run_dir`'s store (see the module docstring)."""
+    run_dir = Path(run_dir)
+    store = run_dir / STORE_FILE
+    if not store.is_file():
+        raise StoreError(f"{run_dir}: no run store here (is this a run directory?)")
+    live = holder(run_dir)
+    if live:
+        published = run_dir / SNAPSHOT_FILE
+        if not published.is_file():
+            raise StoreError(f"{run_dir}: the run ({live}) has not published a snapshot yet; "
+                             "it writes one when its first stage finishes")
+        return Snapshot(run_dir, published, live, _mtime(published))
+    own = cache_dir() / (hashlib.sha256(str(store.resolve()).encode()).hexdigest()[:16] + ".duckdb")
+    if not own.is_file() or _mtime(own) < max(_mtime(p) for p in (store, store.with_name(STORE_FILE + ".wal"))
+                                               if p.exists()):
+        _copy_store(store, own)
+    return Snapshot(run_dir, own, None, _mtime(own))
+
+
+def _copy_store(store: Path, target: Path) -> None:
+    """Copy a store no process holds (read-only) to `target`, with the current schema's views."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    partial.unlink(missing_ok=True)
+    db = duckdb.connect()
+    try:
+        db.execute("ATTACH ? AS store (READ_ONLY)", [str(store)])
+        db.execute("ATTACH ? AS copy", [str(partial)])
+        db.execute("COPY FROM DATABASE store TO copy")
+        db.execute("USE copy")
+        # A store written by an older sgi lacks the newer tables and views: add them (empty).
+        db.execute(resources.files("sgi.orchestrator").joinpath("schema.sql").read_text())
+        db.execute("USE memory")
+        db.execute("DETACH copy")
+    except duckdb.IOException as err:
+        partial.unlink(missing_ok=True)
+        raise StoreError(f"{store}: cannot read the run store ({str(err).splitlines()[0]})") from None
+    finally:
+        db.close()
+    os.replace(partial, target)
+
+
+def _mtime(path: Path) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(path.stat().st_mtime)
