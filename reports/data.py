@@ -43,7 +43,7 @@ class RunData:
 
     def __init__(self, snapshot: Snapshot):
         self.snapshot = snapshot
-        self.db: duckdb.DuckDBPyConnection = snapshot.connect()
+        self.db: duckdb.DuckDBPyConnection = snapshot.connect()  # a cursor: close() keeps the connection
 
     def close(self) -> None:
         self.db.close()
@@ -111,10 +111,14 @@ class RunData:
         return self._rows("skill_table")
 
     def skills(self) -> list[str]:
-        return [r["skill"] for r in self.skill_table()]
+        return [r["skill"] for r in self._rows("skill_names")]
 
-    def msp(self, round_: int) -> list[dict[str, Any]]:
-        return self._rows("msp", [round_, TOP_MISSING])
+    def msp(self) -> dict[int, list[dict[str, Any]]]:
+        """Round -> its most missed skills (TOP_MISSING at most), for every profiled round."""
+        rounds: dict[int, list[dict[str, Any]]] = {r: [] for r in self.profiled_rounds()}
+        for row in self._rows("msp", [TOP_MISSING]):
+            rounds[row["round"]].append(row)
+        return rounds
 
     def skill(self, name: str) -> dict[str, Any] | None:
         rows = self._rows("skill", [name])

@@ -16,6 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from sgi.orchestrator.stages import system2_label
 from sgi.reports import plots
 from sgi.reports.data import PAGE_SIZE, RunData
 from sgi.reports.source import snapshot
@@ -49,7 +50,7 @@ def signed(value: float | None) -> str:
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("sgi.reports", "templates"), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=pct, signed=signed, round_label=plots.round_label)
+    env.filters.update(pct=pct, signed=signed, round_label=plots.round_label, system2=system2_label)
     env.globals.update(skill_page=skill_page, slug=slug, PAGE_SIZE=PAGE_SIZE)
     return env
 
@@ -136,11 +137,8 @@ class Site:
         }
 
     def _msp(self, data: RunData) -> dict[str, Any]:
-        rounds = []
-        for round_ in data.profiled_rounds():
-            rows = data.msp(round_)
-            rounds.append({"round": round_, "rows": rows, "plot": plots.msp_bars(rows, round_) if rows else None})
-        return {"rounds": rounds}
+        return {"rounds": [{"round": round_, "rows": rows, "plot": plots.msp_bars(rows, round_) if rows else None}
+                           for round_, rows in data.msp().items()]}
 
     def _skill(self, data: RunData, wanted: str, page: int) -> dict[str, Any]:
         name = next((s for s in data.skills() if slug(s) == wanted), None)

@@ -32,7 +32,7 @@ SELECT round, router, escalation, accuracy, chosen
 FROM compose_curve WHERE split = 'test' ORDER BY round, router, escalation, threshold;
 
 -- name: profiled_rounds
-SELECT DISTINCT round FROM profiles ORDER BY round;
+SELECT DISTINCT round FROM attempts ORDER BY round;
 
 -- name: missing_map
 -- Skills x profiled rounds: the probe's missing rate and accuracy.
@@ -61,12 +61,17 @@ LEFT JOIN held_out h ON h.skill = k.skill
 ORDER BY c.missing_rate DESC NULLS LAST, k.skill;
 
 -- name: msp
--- The Missing-Skill-Profile of one round, most missed first.
-SELECT skill, missing, share, missing_rate, attempts FROM profiles
-WHERE round = ? AND missing > 0 ORDER BY missing DESC, skill LIMIT ?;
+-- The Missing-Skill-Profile of every round, its $1 most missed skills first.
+SELECT round, skill, missing, share, missing_rate, attempts FROM profiles
+WHERE missing > 0
+QUALIFY row_number() OVER (PARTITION BY round ORDER BY missing DESC, skill) <= $1
+ORDER BY round, missing DESC, skill;
 
 -- name: skill
 SELECT skill, description, family, source FROM skills WHERE skill = ?;
+
+-- name: skill_names
+SELECT skill FROM skills ORDER BY skill;
 
 -- name: skill_rounds
 SELECT p.round, p.attempts, p.correct, p.missing, p.missing_rate, p.accuracy, e.accuracy AS held_out
