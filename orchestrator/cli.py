@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -33,7 +34,7 @@ from rich.table import Table
 
 from sgi.orchestrator.config import ConfigError, load_config
 from sgi.orchestrator.progress import Reporter, StopRequested
-from sgi.orchestrator.rundir import ensure_free, parse_stage
+from sgi.orchestrator.rundir import ensure_free, holder, parse_stage
 from sgi.orchestrator.store import Store, StoreError
 from sgi.skills.interfaces import TeacherOutputError
 from sgi.skills.tasks.files import TaskDataError
@@ -193,10 +194,7 @@ def compare(
 
 
 def _final_skill_evals(run_dir: Path, split: str) -> tuple[int, dict[str, float]]:
-    from sgi.orchestrator.loop import STORE_FILE
-
-    ensure_free(run_dir, "compare it")
-    store = Store(run_dir / STORE_FILE, read_only=True)
+    store = _reader(run_dir)
     try:
         rounds = [r[0] for r in store.round_summary()]
         if not rounds:
@@ -279,8 +277,7 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
     """What a run holds: config, splits, skills, stage ledger and the latest profile."""
     from sgi.orchestrator.loop import STORE_FILE
 
-    ensure_free(run_dir, "see its status")
-    store = Store(run_dir / STORE_FILE, read_only=True)
+    store = _reader(run_dir)
     try:
         info = store.run_info()
         console.print(f"run [bold]{info[0] if info else '?'}[/bold]  {run_dir / STORE_FILE}")
@@ -308,6 +305,25 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
             console.print(msp_table(store.profile(rounds[-1]), title=f"Missing-Skill-Profile, round {rounds[-1]}"))
     finally:
         store.close()
+
+
+def _reader(run_dir: Path) -> Store:
+    """The run's store, read-only; for a run in progress, the snapshot it publishes (DuckDB
+    would refuse the store itself), said on stderr with its age."""
+    from sgi.orchestrator.loop import STORE_FILE
+    from sgi.orchestrator.store import SNAPSHOT_FILE
+
+    live = holder(run_dir)
+    if live is None:
+        return Store(run_dir / STORE_FILE, read_only=True)
+    published = run_dir / SNAPSHOT_FILE
+    if not published.is_file():
+        raise StoreError(f"{run_dir} is in use by {live} and has not published a snapshot yet "
+                         "(it writes one when its first stage finishes); try again shortly")
+    age = time.time() - published.stat().st_mtime
+    Console(stderr=True).print(f"run in progress ({escape(live)}): showing its snapshot from {age:.0f} s ago",
+                               highlight=False)
+    return Store(published, read_only=True)
 
 
 def teacher_usage_table(rows: list[tuple]) -> Table:

@@ -13,7 +13,7 @@ import pytest
 from sgi.orchestrator import rundir
 from sgi.orchestrator.config import RunConfig, dump_config, load_config
 from sgi.orchestrator.rundir import ConfigChanged, RunLock, RunLocked
-from sgi.orchestrator.store import SETUP_ROUND, StoreError
+from sgi.orchestrator.store import SETUP_ROUND, SNAPSHOT_FILE, Store, StoreError
 
 HOLD = textwrap.dedent("""
     import sys, time
@@ -114,8 +114,17 @@ def test_the_default_config_round_trips_through_its_stored_yaml():
     assert load_config(None, [], stored=dump_config(cfg)) == cfg
 
 
-def test_status_of_a_busy_run_names_the_holder_instead_of_a_duckdb_lock_error(holder, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "sgi.orchestrator", "status", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert f"is in use by pid {holder.pid}" in done.stderr and "see its status once it stops" in done.stderr
+def test_status_of_a_busy_run_reads_its_snapshot_and_names_the_holder(holder, tmp_path):
+    status = [sys.executable, "-m", "sgi.orchestrator", "status", str(tmp_path / "run")]
+    done = subprocess.run(status, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2  # a DuckDB lock error would say nothing of who holds it
+    assert f"is in use by pid {holder.pid}" in done.stderr and "has not published a snapshot yet" in done.stderr
+
+    store = Store(tmp_path / "elsewhere" / "sgi.duckdb")  # what the holder's run would publish
+    store.record_run("run", "name: run\n")
+    store.start_stage(SETUP_ROUND, "task")
+    store.close()
+    (tmp_path / "elsewhere" / "sgi.duckdb").rename(tmp_path / "run" / SNAPSHOT_FILE)
+    done = subprocess.run(status, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "run in progress (pid" in done.stderr and "task" in done.stdout and "running" in done.stdout
