@@ -26,6 +26,7 @@ SCHEMA_VERSION = 5
 # real one (DuckDB lets no second process in): the report server reads it.
 SNAPSHOT_FILE = "report.duckdb"
 SNAPSHOT_EVERY_S = 10.0  # at most this often between stages; every finished stage publishes one
+SNAPSHOT_SHARE = 0.05  # ... and never more than this share of the run's time spent copying
 SETUP_ROUND = -1  # stages that happen once per run (task, labels, warm-up)
 # Tables added since an older version: a read-only open (`sgi status` on an old run)
 # gets them as empty temporary tables instead of refusing the store.
@@ -68,13 +69,14 @@ class StoreError(RuntimeError):
     """The run's store cannot be used as asked; the message says why and what to do."""
 
 
-def _named_queries() -> dict[str, str]:
-    text = resources.files("sgi.orchestrator").joinpath("queries.sql").read_text()
+def named_queries(package: str, filename: str) -> dict[str, str]:
+    """The queries of a packaged SQL file, each started by a `-- name: X` line."""
+    text = resources.files(package).joinpath(filename).read_text()
     parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
     return {name: sql.strip() for name, sql in zip(parts[1::2], parts[2::2])}
 
 
-QUERIES = _named_queries()
+QUERIES = named_queries("sgi.orchestrator", "queries.sql")
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Store:
         self._check_version()
         self.current_stage = (SETUP_ROUND, "")
         self._published = 0.0
+        self._copy_seconds = 0.0
 
     def close(self) -> None:
         self.db.close()
@@ -212,8 +215,11 @@ class Store:
         Readers open the copy, never the store; the rename makes each copy appear whole.
         A failed copy is only a stale report, never a failed run: it is skipped.
         """
+        if every_s:
+            every_s = max(every_s, self._copy_seconds / SNAPSHOT_SHARE)
         if self.read_only or time.monotonic() - self._published < every_s:
             return
+        started = time.monotonic()
         target = self.path.with_name(SNAPSHOT_FILE)
         partial = target.with_name(f".{SNAPSHOT_FILE}.{os.getpid()}.tmp")
         partial.unlink(missing_ok=True)
@@ -228,6 +234,7 @@ class Store:
         except (duckdb.Error, OSError):
             partial.unlink(missing_ok=True)
         self._published = time.monotonic()
+        self._copy_seconds = self._published - started
 
     def ledger(self) -> list[tuple]:
         return self._query("ledger")

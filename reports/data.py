@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import duckdb
 import yaml
 
+from sgi.orchestrator.store import named_queries
 from sgi.reports.source import Snapshot
 
 PAGE_SIZE = 50
 TOP_MISSING = 15  # bars per round on the MSP page
 
 
-def _named_queries() -> dict[str, str]:
-    text = resources.files("sgi.reports").joinpath("report.sql").read_text()
-    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
-    return {name: sql.strip() for name, sql in zip(parts[1::2], parts[2::2])}
-
-
-QUERIES = _named_queries()
+QUERIES = named_queries("sgi.reports", "report.sql")
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ class Site:
         newest, running = data.freshness()
         shot = data.snapshot
         return _environment().get_template(template).render(
-            run=data.run(), others=sorted(self.others), live=self.live and shot.live is not None,
+            run=data.run(), others={s: p.resolve().name for s, p in sorted(self.others.items())}, live=self.live and shot.live is not None,
             holder=shot.live, taken_at=shot.taken_at, newest=newest, running=running,
             age=(datetime.datetime.now() - shot.taken_at).total_seconds(), **context)
 

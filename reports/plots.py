@@ -24,8 +24,8 @@ class Figure:
     """The little of plotly's Figure API these plots use, building plain JSON."""
 
     def __init__(self, layout: dict[str, Any]):
-        self.layout = {**LAYOUT, **{k: ({**AXIS, **v} if k.startswith(("xaxis", "yaxis")) else v)
-                                    for k, v in layout.items()}}
+        self.layout = {**LAYOUT, **{k: ({**AXIS, **_titled(v)} if k.startswith(("xaxis", "yaxis")) else v)
+                                    for k, v in _titled(layout).items()}}
         self.data: list[dict[str, Any]] = []
 
     def add(self, kind: str, **trace: Any) -> None:
@@ -33,6 +33,12 @@ class Figure:
 
     def to_json(self) -> str:
         return json.dumps({"data": self.data, "layout": self.layout}, default=str)
+
+
+def _titled(part: dict[str, Any]) -> dict[str, Any]:
+    """plotly.js 3 takes titles only as {text: ...}; a plain string is ignored."""
+    title = part.get("title")
+    return {**part, "title": {"text": title}} if isinstance(title, str) else part
 
 
 def _json(fig: Figure) -> str:

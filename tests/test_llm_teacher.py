@@ -260,8 +260,9 @@ def test_a_repeated_stage_sends_no_request_twice(labelled):
 def test_injected_faults_are_retried_within_bounds_and_nothing_is_lost(tmp_path, vllm_url):
     schedule = ["500", None, "truncate", None, "drop", None, None, "delay", None, None]
     # The timeout leaves a loaded 2-core machine time to answer 8 requests at once; only the
-    # injected delay (2 s longer) must run into it.
-    with FaultProxy(vllm_url.removesuffix("/v1"), schedule, delay_s=22.0) as proxy:
+    # injected delay (2 s longer) must run into it. Two passes through the schedule hit every
+    # fault twice; a fault on every tenth request to the end only added 20 s waits.
+    with FaultProxy(vllm_url.removesuffix("/v1"), schedule, delay_s=22.0, cycles=2) as proxy:
         ctx = _context(tmp_path, proxy.base_url, "teacher.llm.timeout_s=20", "teacher.llm.max_retries=2",
                        "teacher.max_retries=2")
         detail = stages.label_items(ctx)

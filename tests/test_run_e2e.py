@@ -21,6 +21,10 @@ SMALL = [
 ]
 
 
+# What these tests check is the training set; evaluating 66 held-out items twice was most of their time.
+FEW_HELD_OUT = ["task.gym.test_per_family=3", "task.gym.general={spell_backward: 2}"]
+
+
 def run_sgi(tmp: Path, name: str, extra: list[str]) -> Store:
     sets = [a for o in [f"name={name}", f"runs_dir={tmp / 'runs'}", *SMALL, *extra] for a in ("--set", o)]
     result = sgi("run", "--quiet", *sets, cwd=tmp)
@@ -34,7 +38,7 @@ def two_rounds(tmp_path_factory):
     """Two STAT-Sel rounds from the *base* model (no warm-up), so round -1 is the base model."""
     tmp = tmp_path_factory.mktemp("run")
     store = run_sgi(tmp, "sel", ["warmup.enabled=false", "loop.rounds=2", "train.steps=16", "train.batch_size=8",
-                                 "compose.max_items=24"])
+                                 "compose.max_items=12"])
     yield tmp, store
     store.close()
 
@@ -89,7 +93,7 @@ def test_evals_per_round_and_the_student_learns(two_rounds):
 def test_other_strategies_one_round_inline(tmp_path, strategy):
     store = run_sgi(tmp_path, strategy, [f"loop.strategy={strategy}", "loop.rounds=1", "warmup.enabled=false",
                                           "train.steps=2", "train.batch_size=4", "ray.enabled=false",
-                                          "compose.enabled=false"])
+                                          "compose.enabled=false", *FEW_HELD_OUT])
     try:
         train = store.train_set(0)
         assert len(train) == 8
@@ -118,9 +122,9 @@ def test_each_round_is_composed_with_the_program_solver(two_rounds):
     summary = {(r[0], r[1]): r for r in store.compose_summary()}
     assert set(summary) == {(r, router) for r in (-1, 0, 1) for router in ("confidence", "skill", "skill+confidence")}
     test_ids = {r[0] for r in store.db.execute("SELECT item_id FROM routes WHERE round = -1 AND router = 'skill'").fetchall()}
-    assert len(test_ids) == 24 and test_ids <= {i.item_id for i in store.items("test")}  # compose.max_items
+    assert len(test_ids) == 12 and test_ids <= {i.item_id for i in store.items("test")}  # compose.max_items
     for (round_, router), (_, _, system2, items, s1, s2, composed, escalation, s1_s, s2_s, both_s, _) in summary.items():
-        assert system2 == "program" and items == len(test_ids)
+        assert system2.startswith("program@") and items == len(test_ids)  # keyed by its settings
         assert 0.0 <= escalation <= 1.0 and s1_s > 0 and s2_s > 0
         routes = store.db.execute("SELECT item_id, system, reason, correct FROM routes WHERE round = ? AND router = ?",
                                   [round_, router]).fetchall()

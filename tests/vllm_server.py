@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 SERVED_NAME = "smollm2"
-START_TIMEOUT_S = 600  # first start compiles kernels; later ones take ~30-60 s
+START_TIMEOUT_S = 600
 
 
 def vllm_python() -> Path | None:
@@ -59,7 +59,10 @@ class VLLMServer:
         self.proc = subprocess.Popen(
             [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
              "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(self.port),
-             "--max-model-len", "2048", "--dtype", "float32", "--seed", "0", *extra],
+             "--max-model-len", "2048", "--dtype", "float32", "--seed", "0",
+             # torch.compile took ~100 s of every start on 2 cores (its AOT cache did not load back)
+             # and buys nothing for a test's few hundred requests
+             "--enforce-eager", *extra],
             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
 
@@ -92,15 +95,17 @@ class VLLMServer:
 class FaultProxy:
     """An HTTP proxy on loopback in front of a real server that spoils some requests.
 
-    Request n (counting from 0) gets `schedule[n % len(schedule)]`: None forwards it;
+    Request n (counting from 0) gets `schedule[n % len(schedule)]` for the first `cycles`
+    passes through the schedule, and is forwarded after that: None forwards it;
     "500" answers a server error; "drop" closes the connection without an answer; "delay"
     waits `delay_s` (past the client's timeout) before forwarding; "truncate" forwards it
     and cuts the model's reply text in half, as a model stopped mid-JSON would.
     """
 
-    def __init__(self, upstream: str, schedule: list[str | None], delay_s: float = 6.0):
+    def __init__(self, upstream: str, schedule: list[str | None], delay_s: float = 6.0, cycles: int | None = None):
         self.upstream = upstream.rstrip("/")
         self.schedule = schedule
+        self.cycles = cycles
         self.delay_s = delay_s
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -122,7 +127,8 @@ class FaultProxy:
         from aiohttp import ClientSession, ClientTimeout, web
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            fault = self.schedule[self._n % len(self.schedule)]
+            spent = self.cycles is not None and self._n >= self.cycles * len(self.schedule)
+            fault = None if spent else self.schedule[self._n % len(self.schedule)]
             self._n += 1
             self.seen[fault or "ok"] += 1
             body = await request.read()
