@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sgi.orchestrator import build, rundir, stages
-from sgi.orchestrator.config import ConfigError, RunConfig, dump_config
+from sgi.orchestrator.config import ConfigError, RunConfig, dump_config, load_config
 from sgi.orchestrator.progress import Reporter, StopRequested
 from sgi.orchestrator.store import SETUP_ROUND, Store, StoreError
 from sgi.workers import actors
@@ -77,6 +77,15 @@ def compose_round(s: Session, r: int, model: Path, force: bool = False) -> None:
     if s.cfg.compose.enabled or force:
         s.stage(r, "compose", stages.compose, r, s.student(model), s.system2(model), s.system2_round(r))
         s.release_system2()  # its model would otherwise sit in memory through the next round
+
+
+def _as_read_now(stored_yaml: str) -> str:
+    """A run's stored config as this sgi reads it: fields added since the run was made take
+    their defaults, as they would on resume, instead of counting as changes (null -> default)."""
+    try:
+        return dump_config(load_config(None, [], stored=stored_yaml))
+    except ConfigError:  # unreadable now: compare the text as stored, field by field
+        return stored_yaml
 
 
 class Session:
@@ -143,7 +152,7 @@ class Session:
                 raise StoreError(f"{self.cfg.run_dir}: --force-from needs an existing run, and this one is new")
             store.record_run(self.cfg.name, config_yaml)
             return
-        changes = rundir.changed_fields(stored[1], config_yaml)
+        changes = rundir.changed_fields(_as_read_now(stored[1]), config_yaml)
         started = store.started_stages()
         if self.force_from:
             start = rundir.position(*self.force_from)

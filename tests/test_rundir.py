@@ -128,3 +128,20 @@ def test_status_of_a_busy_run_reads_its_snapshot_and_names_the_holder(holder, tm
     done = subprocess.run(status, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "run in progress (pid" in done.stderr and "task" in done.stdout and "running" in done.stdout
+
+
+def test_fields_added_since_a_run_was_made_are_not_changes():
+    """A run stored by an older sgi lacks newer fields; reading them as null made every new
+    default look like a change and refused to resume or compose the run."""
+    import yaml
+
+    from sgi.orchestrator.loop import _as_read_now
+
+    current = dump_config(RunConfig())
+    older = yaml.safe_load(current)
+    del older["student"]["engine"]
+    older["teacher"].pop("llm")
+    assert rundir.changed_fields(yaml.safe_dump(older), current)  # what the check used to see
+    assert rundir.changed_fields(_as_read_now(yaml.safe_dump(older)), current) == {}
+    older["loop"]["k"] = 3  # a real difference still shows
+    assert rundir.changed_fields(_as_read_now(yaml.safe_dump(older)), current) == {"loop.k": (3, 5)}
