@@ -247,6 +247,9 @@ def report(
 
         site = Site(run, compare_with, live=True)
         site.render("index.html")  # fail here, with the reason, rather than on the first request
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            Console(stderr=True).print(f"[yellow]warning:[/yellow] binding {escape(host)}: anyone who can reach this "
+                                       "machine can read the report (model answers, the config)", highlight=False)
         console.print(f"serving the report of {run} on http://{host}:{port}/ (Ctrl-C stops)")
         serve(site, host=host, port=port)
         return
