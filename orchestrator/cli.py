@@ -34,8 +34,8 @@ from rich.table import Table
 
 from sgi.orchestrator.config import ConfigError, load_config
 from sgi.orchestrator.progress import Reporter, StopRequested
-from sgi.orchestrator.rundir import ensure_free, holder, parse_stage
-from sgi.orchestrator.store import Store, StoreError
+from sgi.orchestrator.rundir import ensure_free, parse_stage
+from sgi.orchestrator.store import STORE_FILE, Store, StoreError
 from sgi.skills.interfaces import TeacherOutputError
 from sgi.skills.tasks.files import TaskDataError
 from sgi.workers.actors import EngineDied
@@ -74,8 +74,6 @@ def resume(
 ):
     """Continue a killed or stopped run with the config stored in it: finished stages are
     skipped, an interrupted one continues from its last committed batch or training state."""
-    from sgi.orchestrator.loop import STORE_FILE
-
     ensure_free(run_dir, "resume it")
     store = Store(run_dir / STORE_FILE, read_only=True)
     try:
@@ -96,7 +94,7 @@ def _run_loop(cfg: Any, quiet: bool, progress: str, force_from: str | None) -> N
                   f"{cfg.loop.rounds} rounds, {cfg.train.steps} steps x {cfg.train.batch_size} per round)")
     with stop_on_signals(reporter, cfg.run_dir):
         rows = loop.run(cfg, reporter, parse_stage(force_from) if force_from else None)
-    console.print(summary_table(rows, title=f"per round ({cfg.run_dir / loop.STORE_FILE})"))
+    console.print(summary_table(rows, title=f"per round ({cfg.run_dir / STORE_FILE})"))
 
 
 def _reporter(quiet: bool, progress: str) -> Reporter:
@@ -139,7 +137,7 @@ def compose(
     from sgi.orchestrator import loop
 
     ensure_free(run_dir, "compose it")
-    store = Store(run_dir / loop.STORE_FILE, read_only=True)
+    store = Store(run_dir / STORE_FILE, read_only=True)
     try:
         info = store.run_info()
         trained = sorted(r for r, stage, state, *_ in store.ledger() if stage == "evaluate" and state == "done")
@@ -156,7 +154,7 @@ def compose(
     reporter = _reporter(quiet, progress)
     with stop_on_signals(reporter, cfg.run_dir):
         rows = loop.compose(cfg, reporter, rounds)
-    console.print(compose_table(rows, title=f"System 1 + System 2 on the test split ({run_dir / loop.STORE_FILE})"))
+    console.print(compose_table(rows, title=f"System 1 + System 2 on the test split ({run_dir / STORE_FILE})"))
 
 
 def compose_table(rows: list[tuple], title: str) -> Table:
@@ -240,7 +238,7 @@ def report(
     if run_dir is not None and not serving:
         raise typer.BadParameter(f"unexpected {run_dir}: use `sgi report RUN` or `sgi report serve RUN`")
     for path in (run, *compare_with):
-        if not (path / "sgi.duckdb").is_file():
+        if not (path / STORE_FILE).is_file():
             raise StoreError(f"{path}: no run store here (is this a run directory?)")
     if serving:
         from sgi.reports.server import serve
@@ -272,14 +270,12 @@ def profile(config: ConfigArg = None, set_: SetOpt = [], quiet: QuietOpt = False
                   f"student {cfg.student.model}, teacher {cfg.teacher.kind})")
     with stop_on_signals(reporter, cfg.run_dir):
         rows = loop.profile(cfg, reporter)
-    console.print(msp_table(rows, title=f"Missing-Skill-Profile, round 0 ({cfg.run_dir / loop.STORE_FILE})"))
+    console.print(msp_table(rows, title=f"Missing-Skill-Profile, round 0 ({cfg.run_dir / STORE_FILE})"))
 
 
 @app.command()
 def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/default.")]):
     """What a run holds: config, splits, skills, stage ledger and the latest profile."""
-    from sgi.orchestrator.loop import STORE_FILE
-
     store = _reader(run_dir)
     try:
         info = store.run_info()
@@ -313,20 +309,16 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
 def _reader(run_dir: Path) -> Store:
     """The run's store, read-only; for a run in progress, the snapshot it publishes (DuckDB
     would refuse the store itself), said on stderr with its age."""
-    from sgi.orchestrator.loop import STORE_FILE
-    from sgi.orchestrator.store import SNAPSHOT_FILE
+    from sgi.reports.source import published
 
-    live = holder(run_dir)
+    live = published(run_dir)
     if live is None:
         return Store(run_dir / STORE_FILE, read_only=True)
-    published = run_dir / SNAPSHOT_FILE
-    if not published.is_file():
-        raise StoreError(f"{run_dir} is in use by {live} and has not published a snapshot yet "
-                         "(it writes one when its first stage finishes); try again shortly")
-    age = time.time() - published.stat().st_mtime
-    Console(stderr=True).print(f"run in progress ({escape(live)}): showing its snapshot from {age:.0f} s ago",
+    path, held_by = live
+    age = time.time() - path.stat().st_mtime
+    Console(stderr=True).print(f"run in progress ({escape(held_by)}): showing its snapshot from {age:.0f} s ago",
                                highlight=False)
-    return Store(published, read_only=True)
+    return Store(path, read_only=True)
 
 
 def teacher_usage_table(rows: list[tuple]) -> Table:

@@ -22,11 +22,10 @@ from typing import Any
 from sgi.orchestrator import build, rundir, stages
 from sgi.orchestrator.config import ConfigError, RunConfig, dump_config, load_config
 from sgi.orchestrator.progress import Reporter, StopRequested
-from sgi.orchestrator.store import SETUP_ROUND, Store, StoreError
+from sgi.orchestrator.store import SETUP_ROUND, STORE_FILE, Store, StoreError
 from sgi.workers import actors
 from sgi.workers.teachers import make_teacher
 
-STORE_FILE = "sgi.duckdb"
 
 
 def run(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None = None) -> list[tuple]:

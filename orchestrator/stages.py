@@ -396,8 +396,9 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
             lambda scored, seconds: ctx.store.add_solutions(round_, "system1", [
                 (a.generation.item_id, a.generation.text, a.extracted, a.correct, a.generation.n_tokens, seconds,
                  a.generation.mean_prob, a.generation.min_prob, a.generation.margin) for a in scored]))
-    _solve_system2(ctx, items, system2, s2_round)
-    rows = ctx.store.compose_rows(round_, s2_round, system2_key(ctx.cfg), cfg.feature)
+    key = system2_key(ctx.cfg)
+    _solve_system2(ctx, items, system2, key, s2_round)
+    rows = ctx.store.compose_rows(round_, s2_round, key, cfg.feature)
     by_split = defaultdict(list)
     tokens = {}
     for item_id, split, s1, s2, confidence, skill, s1_s, s2_s, s1_tok, s2_tok in rows:
@@ -410,8 +411,7 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
     parts = []
     for router in cfg.routers:
         chosen = routing.choose_threshold(router, probe, cfg.target)
-        ctx.store.add_routes(round_, [_route(router, r, chosen.threshold, cfg, system2_key(ctx.cfg), s2_round,
-                                             tokens[r.item_id])
+        ctx.store.add_routes(round_, [_route(router, r, chosen.threshold, cfg, key, s2_round, tokens[r.item_id])
                                       for r in test])
         # the chosen point first: a grid point at the same threshold is then the duplicate ignored
         curve = [(split, routing.outcome(router, rows_, chosen.threshold)) for split, rows_ in
@@ -465,8 +465,7 @@ def compose_items(ctx: Context, split: str) -> list[Item]:
     return sorted(sorted(items, key=key)[:cap], key=lambda i: i.item_id)
 
 
-def _solve_system2(ctx: Context, items: Sequence[Item], solver: Any, s2_round: int) -> None:
-    name = system2_key(ctx.cfg)
+def _solve_system2(ctx: Context, items: Sequence[Item], solver: Any, name: str, s2_round: int) -> None:
     done = ctx.store.solved_ids(s2_round, name)
     todo = [i for i in items if i.item_id not in done]
     by_id = {i.item_id: i for i in todo}

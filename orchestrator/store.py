@@ -22,6 +22,7 @@ import duckdb
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 
 SCHEMA_VERSION = 5
+STORE_FILE = "sgi.duckdb"  # in each run directory
 # A consistent copy of the store that other processes may open while the run holds the
 # real one (DuckDB lets no second process in): the report server reads it.
 SNAPSHOT_FILE = "report.duckdb"
@@ -77,6 +78,28 @@ def named_queries(package: str, filename: str) -> dict[str, str]:
 
 
 QUERIES = named_queries("sgi.orchestrator", "queries.sql")
+
+
+def copy_database(db: duckdb.DuckDBPyConnection, catalog: str, target: Path, then: str = "") -> None:
+    """Write a whole copy of `catalog` (attached to `db`) to `target`: a temporary file beside
+    it, renamed into place, so a reader only ever opens a complete copy. `then` is SQL run
+    inside the copy before it is closed."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    partial.unlink(missing_ok=True)
+    try:
+        db.execute("ATTACH ? AS copy", [str(partial)])
+        try:
+            db.execute(f'COPY FROM DATABASE "{catalog}" TO copy')
+            if then:
+                db.execute("USE copy")
+                db.execute(then)
+                db.execute(f'USE "{catalog}"')
+        finally:
+            db.execute("DETACH copy")
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
@@ -220,19 +243,11 @@ class Store:
         if self.read_only or time.monotonic() - self._published < every_s:
             return
         started = time.monotonic()
-        target = self.path.with_name(SNAPSHOT_FILE)
-        partial = target.with_name(f".{SNAPSHOT_FILE}.{os.getpid()}.tmp")
-        partial.unlink(missing_ok=True)
         catalog = self.db.execute("SELECT current_database()").fetchone()[0]
         try:
-            self.db.execute("ATTACH ? AS snapshot", [str(partial)])
-            try:
-                self.db.execute(f'COPY FROM DATABASE "{catalog}" TO snapshot')
-            finally:
-                self.db.execute("DETACH snapshot")
-            os.replace(partial, target)
+            copy_database(self.db, catalog, self.path.with_name(SNAPSHOT_FILE))
         except (duckdb.Error, OSError):
-            partial.unlink(missing_ok=True)
+            pass
         self._published = time.monotonic()
         self._copy_seconds = self._published - started
 

@@ -13,6 +13,8 @@ from sgi.reports.source import Snapshot
 
 PAGE_SIZE = 50
 TOP_MISSING = 15  # bars per round on the MSP page
+# A skill page's paginated lists: items labelled with it, failing attempts, what was trained on for it.
+LISTINGS = ("labelled", "failing", "chosen")
 
 
 QUERIES = named_queries("sgi.reports", "report.sql")
@@ -23,12 +25,12 @@ class Page:
     """One page of a paginated list: its rows, and how many there are in all."""
 
     rows: list[dict[str, Any]]
-    number: int
     total: int
 
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // PAGE_SIZE))
+
+def page_count(total: int) -> int:
+    """Pages of PAGE_SIZE rows that `total` rows take (one, even when empty)."""
+    return max(1, -(-total // PAGE_SIZE))
 
 
 class RunData:
@@ -120,17 +122,13 @@ class RunData:
     def skill_rounds(self, name: str) -> list[dict[str, Any]]:
         return self._rows("skill_rounds", [name])
 
-    def labelled(self, name: str, page: int) -> Page:
-        return Page(self._rows("labelled", [name, PAGE_SIZE, page * PAGE_SIZE]), page,
-                    self._one("labelled_count", [name])[0])
+    def listing(self, part: str, name: str, page: int) -> Page:
+        """Page `page` of one of a skill's LISTINGS (query `part`, counted by `part`_count)."""
+        return Page(self._rows(part, [name, PAGE_SIZE, page * PAGE_SIZE]), self._one(f"{part}_count", [name])[0])
 
-    def failing(self, name: str, page: int) -> Page:
-        return Page(self._rows("failing", [name, PAGE_SIZE, page * PAGE_SIZE]), page,
-                    self._one("failing_count", [name])[0])
-
-    def chosen(self, name: str, page: int) -> Page:
-        return Page(self._rows("chosen", [name, PAGE_SIZE, page * PAGE_SIZE]), page,
-                    self._one("chosen_count", [name])[0])
+    def skill_pages(self, name: str) -> int:
+        """Pages of a skill's page: as many as its longest listing needs (counts only)."""
+        return page_count(max(self._one(f"{part}_count", [name])[0] for part in LISTINGS))
 
     def final_skill_evals(self) -> dict[str, dict[str, Any]]:
         return {r["skill"]: r for r in self._rows("final_skill_evals")}

@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from sgi.orchestrator.stages import system2_label
 from sgi.reports import plots
-from sgi.reports.data import PAGE_SIZE, RunData
+from sgi.reports.data import LISTINGS, PAGE_SIZE, RunData, page_count
 from sgi.reports.source import snapshot
 
 ROUTERS = ("confidence", "skill", "skill+confidence")
@@ -72,6 +72,7 @@ class Site:
     def __init__(self, run_dir: Path, compare: list[Path] = (), live: bool = False):
         self.run_dir = Path(run_dir)
         self.others = {slug(Path(p).resolve().name): Path(p) for p in compare}
+        self.other_names = {key: path.resolve().name for key, path in sorted(self.others.items())}
         self.live = live  # served: pages of a running run reload themselves
 
     def render(self, name: str) -> str:
@@ -97,8 +98,7 @@ class Site:
         names = ["index.html", "skills.html", "msp.html"] + [f"compare-{s}.html" for s in self.others]
         with RunData(snapshot(self.run_dir)) as data:
             for skill in data.skills():
-                total = max(data.labelled(skill, 0).pages, data.failing(skill, 0).pages, data.chosen(skill, 0).pages)
-                names += [skill_page(skill, page) for page in range(total)]
+                names += [skill_page(skill, page) for page in range(data.skill_pages(skill))]
         return names
 
     # --- page contents ----------------------------------------------------------------
@@ -107,20 +107,21 @@ class Site:
         newest, running = data.freshness()
         shot = data.snapshot
         return _environment().get_template(template).render(
-            run=data.run(), others={s: p.resolve().name for s, p in sorted(self.others.items())}, live=self.live and shot.live is not None,
+            run=data.run(), others=self.other_names, live=self.live and shot.live is not None,
             holder=shot.live, taken_at=shot.taken_at, newest=newest, running=running,
             age=(datetime.datetime.now() - shot.taken_at).total_seconds(), **context)
 
     def _overview(self, data: RunData) -> dict[str, Any]:
         summary = data.round_summary()
         ledger = data.ledger()
+        tokens = data.teacher_tokens()
         curve = data.compose_curve()
         routers = [r for r in ROUTERS if any(p["router"] == r for p in curve)]
         return {
-            "counts": data.counts(), "summary": summary, "ledger": ledger, "tokens": data.teacher_tokens(),
+            "counts": data.counts(), "summary": summary, "ledger": ledger, "tokens": tokens,
             "compose": data.compose_summary(),
             "accuracy_plot": plots.accuracy_per_round(summary) if summary else None,
-            "cost_plot": plots.stage_costs(ledger, data.teacher_tokens()) if ledger else None,
+            "cost_plot": plots.stage_costs(ledger, tokens) if ledger else None,
             "tradeoff_plots": [plots.tradeoff(curve, r) for r in routers],
         }
 
@@ -144,9 +145,8 @@ class Site:
         name = next((s for s in data.skills() if slug(s) == wanted), None)
         if name is None or page < 0:
             raise NotFound(wanted)
-        lists = {"labelled": data.labelled(name, page), "failing": data.failing(name, page),
-                 "chosen": data.chosen(name, page)}
-        pages = max(p.pages for p in lists.values())
+        lists = {part: data.listing(part, name, page) for part in LISTINGS}
+        pages = page_count(max(p.total for p in lists.values()))  # the counts came with the lists
         if page >= pages:
             raise NotFound(wanted)
         return {"skill": data.skill(name), "per_round": data.skill_rounds(name), "page": page, "pages": pages,

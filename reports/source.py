@@ -22,9 +22,7 @@ from pathlib import Path
 import duckdb
 
 from sgi.orchestrator.rundir import holder
-from sgi.orchestrator.store import SNAPSHOT_FILE, StoreError
-
-STORE_FILE = "sgi.duckdb"  # orchestrator.loop.STORE_FILE, without importing the loop's engines
+from sgi.orchestrator.store import SNAPSHOT_FILE, STORE_FILE, StoreError, copy_database
 
 
 @dataclass(frozen=True)
@@ -68,13 +66,10 @@ def snapshot(run_dir: Path) -> Snapshot:
     store = run_dir / STORE_FILE
     if not store.is_file():
         raise StoreError(f"{run_dir}: no run store here (is this a run directory?)")
-    live = holder(run_dir)
+    live = published(run_dir)
     if live:
-        published = run_dir / SNAPSHOT_FILE
-        if not published.is_file():
-            raise StoreError(f"{run_dir}: the run ({live}) has not published a snapshot yet; "
-                             "it writes one when its first stage finishes")
-        return Snapshot(run_dir, published, live, _mtime(published))
+        path, held_by = live
+        return Snapshot(run_dir, path, held_by, _mtime(path))
     own = cache_dir() / (hashlib.sha256(str(store.resolve()).encode()).hexdigest()[:16] + ".duckdb")
     if not own.is_file() or _mtime(own) < max(_mtime(p) for p in (store, store.with_name(STORE_FILE + ".wal"))
                                                if p.exists()):
@@ -82,27 +77,31 @@ def snapshot(run_dir: Path) -> Snapshot:
     return Snapshot(run_dir, own, None, _mtime(own))
 
 
+def published(run_dir: Path) -> tuple[Path, str] | None:
+    """For a run a process works on now: the copy it publishes and who holds it; None for a
+    stopped run. A live run with no copy yet is an error saying so."""
+    live = holder(run_dir)
+    if live is None:
+        return None
+    path = Path(run_dir) / SNAPSHOT_FILE
+    if not path.is_file():
+        raise StoreError(f"{run_dir} is in use by {live} and has not published a snapshot yet "
+                         "(it writes one when its first stage finishes); try again shortly")
+    return path, live
+
+
 def _copy_store(store: Path, target: Path) -> None:
     """Copy a store no process holds (read-only) to `target`, with the current schema's views."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    partial.unlink(missing_ok=True)
     db = duckdb.connect()
     try:
         db.execute("ATTACH ? AS store (READ_ONLY)", [str(store)])
-        db.execute("ATTACH ? AS copy", [str(partial)])
-        db.execute("COPY FROM DATABASE store TO copy")
-        db.execute("USE copy")
         # A store written by an older sgi lacks the newer tables and views: add them (empty).
-        db.execute(resources.files("sgi.orchestrator").joinpath("schema.sql").read_text())
-        db.execute("USE memory")
-        db.execute("DETACH copy")
+        copy_database(db, "store", target, then=resources.files("sgi.orchestrator").joinpath("schema.sql").read_text())
     except duckdb.IOException as err:
-        partial.unlink(missing_ok=True)
         raise StoreError(f"{store}: cannot read the run store ({str(err).splitlines()[0]})") from None
     finally:
         db.close()
-    os.replace(partial, target)
 
 
 def _mtime(path: Path) -> datetime.datetime:

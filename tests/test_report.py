@@ -21,6 +21,7 @@ import pytest
 
 from sgi.reports.pages import skill_page
 from test_resume_e2e import Run, stage
+from vllm_server import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -59,14 +60,6 @@ def require_browser():
 def sgi_run(tmp: Path, name: str, *extra: str) -> Run:
     sets = [a for o in [f"name={name}", f"runs_dir={tmp / 'runs'}", *RUN, *extra] for a in ("--set", o)]
     return Run([sys.executable, "-m", "sgi.orchestrator", "run", "--progress", "json", *sets], tmp)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str) -> tuple[int, str]:
