@@ -58,9 +58,14 @@ def student_args(cfg: RunConfig, model_path: str) -> dict[str, Any]:
         "batch_size": s.batch_size,
         "max_new_tokens": s.max_new_tokens,
         "dtype": resolve_dtype(s.dtype),
-        "threads": torch_threads(cfg),
+        "threads": student_threads(cfg),
         "seed": cfg.seed,
     }
+
+
+def student_threads(cfg: RunConfig) -> int:
+    """One student uses every core; a pool's actors share them, each its own CPU reservation."""
+    return torch_threads(cfg) if cfg.ray.student_actors == 1 else max(1, round(cfg.ray.student_cpus))
 
 
 def torch_threads(cfg: RunConfig) -> int:
@@ -89,3 +94,26 @@ def _trainer_args(cfg: RunConfig, steps: int, batch_size: int, lr: float | None,
     bf16 = native_bf16() if cfg.train.bf16 is None else cfg.train.bf16
     return {"system_prompt": cfg.student.system_prompt, "steps": steps, "batch_size": batch_size, "lr": lr,
             "lora_r": lora_r, "seed": cfg.seed, "bf16": bf16}
+
+
+def resource_needs(cfg: RunConfig, cluster_gpus: float) -> dict[str, float]:
+    """What the run's largest phase reserves at once: the student pool, or the trainer
+    (the pool is released before training, so the two never hold resources together)."""
+    r = cfg.ray
+    gpus = trainer_gpus(cfg, cluster_gpus)
+    return {"CPU": max(r.student_actors * r.student_cpus, r.trainer_workers * r.trainer_cpus),
+            "GPU": max(r.student_actors * r.student_gpus, r.trainer_workers * gpus)}
+
+
+def trainer_host_args(cfg: RunConfig, cluster_gpus: float) -> dict[str, Any]:
+    """`workers.train_host.TrainerHost`'s arguments: one trainer, or a data-parallel group."""
+    r = cfg.ray
+    return {"threads": torch_threads(cfg), "workers": r.trainer_workers, "worker_cpus": r.trainer_cpus,
+            "worker_gpus": trainer_gpus(cfg, cluster_gpus), "max_failures": r.max_restarts}
+
+
+def trainer_gpus(cfg: RunConfig, cluster_gpus: float) -> float:
+    """GPUs per trainer (worker): as configured, else one when the cluster has any."""
+    if cfg.ray.trainer_gpus is not None:
+        return cfg.ray.trainer_gpus
+    return 1.0 if cluster_gpus >= 1 else 0.0

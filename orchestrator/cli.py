@@ -12,6 +12,8 @@
     sgi compose runs/default --round 1 --set compose.system2=oracle   # System 1 + System 2, routed
     sgi report runs/default --compare runs/uniform    # the skill-gap report as HTML files
     sgi report serve runs/default --port 8765         # the same pages, live, on 127.0.0.1
+    sgi submit my.yaml --address http://HEAD:8265 --runs-dir /shared/runs   # the run as a Ray job
+    sgi jobs; sgi logs JOB --follow; sgi stop JOB     # the cluster's sgi jobs
 
 Ctrl-C (or SIGTERM) stops after the current batch, which is saved; a second Ctrl-C aborts.
 """
@@ -33,6 +35,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from sgi.orchestrator.config import ConfigError, load_config
+from sgi.orchestrator.jobs import DEFAULT_ADDRESS, JobError
 from sgi.orchestrator.progress import Reporter, StopRequested
 from sgi.orchestrator.rundir import ensure_free, parse_stage
 from sgi.orchestrator.store import STORE_FILE, Store, StoreError
@@ -258,6 +261,82 @@ def report(
     console.print(f"wrote {count} pages to {folder}; open {folder / 'index.html'}")
 
 
+AddressOpt = Annotated[str, typer.Option(
+    envvar="SGI_RAY_ADDRESS", help="The Ray dashboard of the cluster's head (its job server).")]
+
+
+@app.command()
+def submit(
+    config: ConfigArg = None, set_: SetOpt = [], address: AddressOpt = DEFAULT_ADDRESS,
+    runs_dir: Annotated[Optional[Path], typer.Option(
+        help="Where runs live on the cluster: an absolute path every node shares (default: the config's runs_dir).")] = None,
+    pip: Annotated[list[str], typer.Option(help="A pip requirement for the job's runtime_env (repeatable); "
+                                                "nodes set up from ray_cluster.yaml need none.")] = [],
+    env: Annotated[list[str], typer.Option(help="NAME=VALUE for the job's environment (repeatable; no secrets).")] = [],
+    wait: Annotated[bool, typer.Option(help="Follow the job's log until it ends; exit 1 unless it succeeded.")] = False,
+):
+    """Submit a run to a Ray cluster as a Ray job (`sgi run` on the head node). Submitting
+    the same config again continues the run where it stopped."""
+    from sgi.orchestrator import jobs
+
+    cfg = load_config(config, set_ + ([f"runs_dir={runs_dir}"] if runs_dir else []))
+    runtime_env = jobs.runtime_env(cfg, pip, env)
+    sdk = jobs.client(address)
+    job_id = jobs.submit(sdk, cfg, runtime_env)
+    console.print(f"submitted run [bold]{cfg.name}[/bold] ({cfg.run_dir}) as job [bold]{job_id}[/bold]\n"
+                  f"  sgi logs {job_id} --follow    sgi stop {job_id}    sgi report serve {cfg.run_dir}", highlight=False)
+    if wait:
+        _follow(sdk, job_id)
+
+
+@app.command("jobs")
+def list_jobs(address: AddressOpt = DEFAULT_ADDRESS):
+    """The cluster's sgi jobs, newest first."""
+    from sgi.orchestrator import jobs
+
+    table = Table(title=f"sgi jobs at {address}")
+    for col in ("job", "status", "run", "started", "message"):
+        table.add_column(col, no_wrap=col in ("job", "status"))
+    for job in jobs.sgi_jobs(jobs.client(address)):
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.start_time / 1000)) if job.start_time else ""
+        table.add_row(job.submission_id, job.status.value, job.metadata.get("sgi_run_dir", ""), started,
+                      escape((job.message or "")[:80]))
+    console.print(table)
+
+
+@app.command()
+def logs(job_id: Annotated[str, typer.Argument(help="A job id from `sgi submit` or `sgi jobs`.")],
+         address: AddressOpt = DEFAULT_ADDRESS,
+         follow: Annotated[bool, typer.Option(help="Keep streaming until the job ends.")] = False):
+    """A submitted run's log (its progress as JSON lines)."""
+    from sgi.orchestrator import jobs
+
+    sdk = jobs.client(address)
+    if follow:
+        _follow(sdk, job_id)
+    else:
+        sys.stdout.write(jobs.logs(sdk, job_id))
+
+
+def _follow(sdk: Any, job_id: str) -> None:
+    from sgi.orchestrator import jobs
+
+    state = jobs.follow(sdk, job_id, lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+    Console(stderr=True).print(f"job {job_id}: {state}", highlight=False)
+    if state != "SUCCEEDED":
+        raise SystemExit(1)
+
+
+@app.command("stop")
+def stop_job(job_id: Annotated[str, typer.Argument(help="A job id from `sgi submit` or `sgi jobs`.")],
+             address: AddressOpt = DEFAULT_ADDRESS):
+    """Stop a submitted run: it finishes the batch in hand and can be resumed by submitting again."""
+    from sgi.orchestrator import jobs
+
+    stopped = jobs.stop(jobs.client(address), job_id)
+    console.print(f"job {job_id}: " + ("stop requested" if stopped else "had already ended"))
+
+
 @app.command()
 def profile(config: ConfigArg = None, set_: SetOpt = [], quiet: QuietOpt = False, progress: ProgressOpt = "bars"):
     """Label the task's skills, let the student answer the probe split, diagnose its
@@ -357,7 +436,7 @@ def quiet_libraries() -> None:
 
 # User mistakes only; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ConfigError, StoreError, TaskDataError, ModelNotFoundError, FileNotFoundError,
-               TeacherOutputError)  # a teacher that could not answer (after its retries): not a bug of ours
+               TeacherOutputError, JobError)  # a teacher that could not answer (after its retries): not a bug of ours
 
 
 def main() -> None:

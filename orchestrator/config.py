@@ -241,6 +241,16 @@ class RayConfig(Section):
     address: str | None = Field(None, description="None = start a local in-process cluster")
     num_cpus: int | None = Field(None, ge=1, description="None = all cores of this machine")
     max_restarts: int = Field(2, ge=0, description="a killed engine actor is restarted and its call retried this often")
+    student_actors: int = Field(1, ge=1, description="student inference actors; batches are spread over them")
+    student_cpus: float = Field(1, ge=0, description="CPUs reserved per student actor (its torch threads when several)")
+    student_gpus: float = Field(0, ge=0, description="GPUs per student actor (a fraction shares one GPU)")
+    trainer_workers: int = Field(
+        1, ge=1, description="data-parallel training workers (Ray Train's TorchTrainer, DDP); 1 = one trainer actor")
+    trainer_cpus: float = Field(1, ge=0, description="CPUs reserved for the trainer (per worker when several)")
+    trainer_gpus: float | None = Field(
+        None, ge=0, description="GPUs per trainer worker; None = 1 when the cluster has a GPU, else 0")
+    resource_wait_s: float = Field(
+        60, ge=0, description="how long a run on a cluster waits for the CPUs/GPUs it needs (autoscaling) before failing")
 
 
 class RunConfig(Section):
@@ -271,6 +281,17 @@ class RunConfig(Section):
         if self.compose.enabled and self.compose.system2 == "teacher" and self.teacher.kind not in ("llm", "local"):
             raise ValueError(f"compose.system2 'teacher' needs teacher.kind llm or local, not {self.teacher.kind!r} "
                              f"(or use compose.system2 program, self-consistency or oracle)")
+        return self
+
+    @model_validator(mode="after")
+    def _parallel_training_splits_every_batch(self) -> RunConfig:
+        n = self.ray.trainer_workers
+        if n > 1 and not self.ray.enabled:
+            raise ValueError("ray.trainer_workers > 1 trains through Ray Train; it needs ray.enabled: true")
+        for key, size in (("train.batch_size", self.train.batch_size), ("warmup.batch_size", self.warmup.batch_size)):
+            if n > 1 and size % n:
+                raise ValueError(f"{key} {size} does not split over ray.trainer_workers {n}: "
+                                 "each worker takes an equal slice of every batch")
         return self
 
     @property

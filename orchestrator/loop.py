@@ -12,6 +12,7 @@ and an interrupted stage continues from its last committed batch.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -98,6 +99,7 @@ class Session:
         self.reporter = reporter
         self.force_from = force_from
         self.use_ray = cfg.ray.enabled
+        self.cluster_gpus = 0.0  # read from the cluster once Ray is up
         self.engines: list[Any] = []
         self._student: tuple[Path, Any] | None = None
         self._trainer: Any = None
@@ -136,11 +138,27 @@ class Session:
             actors.start_ray(cfg.ray.address, cfg.ray.num_cpus)
             if self.reporter.catching:
                 self.reporter.catch_signals()  # take SIGTERM back from Ray's core worker
-        store = self._spawn("store", Store, {"path": (cfg.run_dir / STORE_FILE).resolve()})
+            self._check_cluster()
+        # the one DuckDB writer lives on this (the driver's) node, beside its file
+        store = self._spawn("store", Store, {"path": (cfg.run_dir / STORE_FILE).resolve()}, placement="driver")
         self._reconcile_config(store)
         teacher = self._spawn("teacher", make_teacher, build.teacher_args(cfg, store))
         self.ctx = stages.Context(cfg=cfg, task=build.build_task(cfg), store=store, teacher=teacher,
                                   reporter=self.reporter)
+
+    def _check_cluster(self) -> None:
+        """Fail early, naming the shortfall, when the cluster cannot hold the configured actors."""
+        import ray
+
+        self.cluster_gpus = ray.cluster_resources().get("GPU", 0.0)
+        needs = build.resource_needs(self.cfg, self.cluster_gpus)
+        # a local cluster never grows; one at an address may be autoscaling
+        wait_s = self.cfg.ray.resource_wait_s if (self.cfg.ray.address or os.environ.get("RAY_ADDRESS")) else 0
+        try:
+            actors.check_resources(needs, wait_s)
+        except actors.ClusterTooSmall as err:
+            raise ConfigError(f"ray: {err}; lower ray.student_actors / ray.student_gpus / ray.trainer_gpus "
+                              "or add nodes") from None
 
     def _reconcile_config(self, store: Any) -> None:
         """Store the config of a new run; for an existing one, accept only changes that alter nothing done."""
@@ -230,18 +248,29 @@ class Session:
     def _train_warmup(self, ctx: stages.Context, base: Path, examples: list, args: dict, out: Path) -> str:
         if (out / "merged").is_dir():
             return f"cached at {out}"
-        with self.reporter.bar("warm-up SFT (LoRA steps)", args["steps"], stoppable=False) as advance:
-            metrics = actors.call_with_progress(self.trainer(), "train", (base, examples, out),
-                                                {**args, **build.resume_args(self.cfg)}, advance,
-                                                stop=self.reporter.stop.is_set)
+        try:
+            with self.reporter.bar("warm-up SFT (LoRA steps)", args["steps"], stoppable=False) as advance:
+                metrics = actors.call_with_progress(self.trainer(), "train", (base, examples, out),
+                                                    {**args, **build.resume_args(self.cfg)}, advance,
+                                                    stop=self.reporter.stop.is_set)
+        finally:
+            self.release_trainer()
         if "stopped_at" in metrics:
             raise StopRequested(f"warm-up stopped after step {metrics['stopped_at']}, state saved")
         return f"{metrics['steps']} steps, final loss {metrics['final_loss']:.3f}, {metrics['seconds']:.0f} s"
 
     def train(self, r: int, base: Path) -> Path:
         """Round r's checkpoint, trained from `base` unless the ledger has it already."""
-        self.stage(r, "train", stages.train, r, base, self._checkpoint_dir(r), self.trainer())
+        if not self.ctx.store.stage_done(r, "train"):
+            self.release_student()  # its CPUs/GPU go to the trainer; the next student is a new model anyway
+        self.stage(r, "train", self._train_round, r, base)
         return Path(self.ctx.store.checkpoint(r))
+
+    def _train_round(self, ctx: stages.Context, r: int, base: Path) -> str:
+        try:
+            return stages.train(ctx, r, base, self._checkpoint_dir(r), self.trainer())
+        finally:
+            self.release_trainer()  # its CPUs/GPUs go back to the students that evaluate the new weights
 
     def _checkpoint_dir(self, r: int) -> Path:
         return (self.cfg.run_dir / "checkpoints" / f"round-{r}").resolve()
@@ -250,9 +279,18 @@ class Session:
         if self._trainer is None:
             from sgi.workers.train_host import TrainerHost
 
-            self._trainer = self._spawn("trainer", TrainerHost, {"threads": build.torch_threads(self.cfg)}, num_cpus=1,
-                                        max_concurrency=2)
+            args = build.trainer_host_args(self.cfg, self.cluster_gpus)
+            # one trainer trains in its actor; a data-parallel host only coordinates its workers
+            alone = args["workers"] == 1
+            self._trainer = self._spawn("trainer", TrainerHost, args, num_cpus=args["worker_cpus"] if alone else 0,
+                                        num_gpus=args["worker_gpus"] if alone else 0, max_concurrency=4)
         return self._trainer
+
+    def release_trainer(self) -> None:
+        if self._trainer is not None:
+            actors.stop(self._trainer)
+            self.engines.remove(self._trainer)
+        self._trainer = None
 
     def embedder(self) -> Any:
         """Sentence embeddings for the embed-sel baseline (None for the other strategies)."""
@@ -316,10 +354,10 @@ class Session:
         self._writer = self._reasoner = None
 
     def student(self, model_path: Path) -> Any:
-        """The student engine for `model_path`, loaded on first use (the previous one is released)."""
+        """The student pool for `model_path`, loaded on first use (the previous one is released)."""
         return actors.Lazy(lambda: self._load_student(model_path))
 
-    def _load_student(self, model_path: Path) -> Any:
+    def _load_student(self, model_path: Path) -> actors.Pool:
         if self._student and self._student[0] == model_path:
             return self._student[1]
         if self.cfg.student.engine == "vllm":
@@ -327,10 +365,20 @@ class Session:
         else:
             from sgi.workers.student import TransformersStudent as engine_class
 
+        self.release_student()
+        r = self.cfg.ray
+        n = r.student_actors if self.use_ray else 1
+        self.reporter.note(f"loading the student from {model_path}" + (f" on {n} actors" if n > 1 else ""))
+        args = build.student_args(self.cfg, str(model_path))
+        pool = actors.Pool([self._spawn("student", engine_class, args, num_cpus=r.student_cpus,
+                                        num_gpus=r.student_gpus, placement="spread" if n > 1 else None)
+                            for _ in range(n)])
+        self._student = (model_path, pool)
+        return pool
+
+    def release_student(self) -> None:
         if self._student:
-            actors.stop(self._student[1])
-            self.engines.remove(self._student[1])
-        self.reporter.note(f"loading the student from {model_path}")
-        engine = self._spawn("student", engine_class, build.student_args(self.cfg, str(model_path)), num_cpus=1)
-        self._student = (model_path, engine)
-        return engine
+            for engine in self._student[1].engines:
+                actors.stop(engine)
+                self.engines.remove(engine)
+        self._student = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,9 +136,12 @@ def answer_probe(ctx: Context, round_: int, student: Any) -> str:
     items = ctx.store.items("probe")
     samples = ctx.cfg.difficulty.samples if ctx.cfg.difficulty.consistency else 0
     done = ctx.store.attempted_ids(round_)
-    _answer(ctx, f"round {round_}: student answers", items, done, student, samples,
-            lambda scored, _: ctx.store.add_attempts(round_, scored))
-    return f"{len(items)} items, {len(items) - len(done)} answered now"
+    overhead = _answer(ctx, f"round {round_}: student answers", items, done, student, samples,
+                       lambda scored, _: ctx.store.add_attempts(round_, scored))
+    detail = f"{len(items)} items, {len(items) - len(done)} answered now"
+    if overhead is not None:
+        detail += f" by {len(student.engines)} student actors ({overhead:.1%} of their time not generating)"
+    return detail
 
 
 def evaluate(ctx: Context, round_: int, student: Any) -> str:
@@ -154,26 +156,30 @@ def evaluate(ctx: Context, round_: int, student: Any) -> str:
 
 
 def _answer(ctx: Context, title: str, items: Sequence[Item], done: set[str], student: Any, samples: int,
-            record: Any) -> None:
+            record: Any) -> float | None:
+    """Answer `items` not in `done` in batches spread over the student pool; score and
+    `record(scored, seconds per item)` each batch as it arrives (whole batches only).
+    Returns the pool's orchestration overhead when it has several engines."""
     todo = [item for item in items if item.item_id not in done]
     prompts = _prompts(ctx, todo)
     batch_size = ctx.cfg.student.batch_size
+    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    calls = [(([i.item_id for i in batch], prompts[n * batch_size : n * batch_size + len(batch)]),
+              {"samples": samples, "temperature": ctx.cfg.difficulty.temperature}) for n, batch in enumerate(batches)]
     with ctx.reporter.bar(title, len(items)) as advance:
         advance(len(items) - len(todo))
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            began = time.perf_counter()
-            generations = student.generate(
-                [i.item_id for i in batch], prompts[start : start + batch_size],
-                samples=samples, temperature=ctx.cfg.difficulty.temperature,
-            )
-            by_id = {i.item_id: i for i in batch}
+        if not batches:
+            return None  # nothing to answer: the student is not even loaded
+        mark = student.mark()
+        for n, seconds, generations in student.imap("generate", calls):
+            by_id = {i.item_id: i for i in batches[n]}
             scored = []
             for g in generations:
                 extracted = ctx.task.extract(by_id[g.item_id], g.text)
                 scored.append(ScoredAttempt(g, extracted, ctx.task.is_correct(by_id[g.item_id], extracted)))
-            record(scored, (time.perf_counter() - began) / len(batch))
-            advance(len(batch))
+            record(scored, seconds / len(batches[n]))
+            advance(len(batches[n]))
+    return student.overhead(mark) if len(student.engines) > 1 else None
 
 
 def _prompts(ctx: Context, items: Sequence[Item]) -> list[str]:

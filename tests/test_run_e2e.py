@@ -35,10 +35,11 @@ def run_sgi(tmp: Path, name: str, extra: list[str]) -> Store:
 
 @pytest.fixture(scope="module")
 def two_rounds(tmp_path_factory):
-    """Two STAT-Sel rounds from the *base* model (no warm-up), so round -1 is the base model."""
+    """Two STAT-Sel rounds from the *base* model (no warm-up), so round -1 is the base model;
+    two student actors of one CPU each take turns with the one-CPU trainer on the 2-CPU cluster."""
     tmp = tmp_path_factory.mktemp("run")
     store = run_sgi(tmp, "sel", ["warmup.enabled=false", "loop.rounds=2", "train.steps=16", "train.batch_size=8",
-                                 "compose.max_items=12"])
+                                 "compose.max_items=12", "ray.student_actors=2", "ray.student_cpus=1"])
     yield tmp, store
     store.close()
 
@@ -51,6 +52,9 @@ def test_checkpoints_chain_from_round_to_round(two_rounds):
     assert rows[1][2] == rows[0][1]  # round 1 starts from round 0's weights, not the base model
     assert "sgi/models" in rows[0][2]
     assert all(r[3] == 16 and r[4] == 128 for r in rows)
+    # each round's students were a pool of two, loaded after the trainer let go of its CPU
+    infer = [detail for _, stage, _, _, detail in store.ledger() if stage == "infer"]
+    assert len(infer) == 2 and all("by 2 student actors" in d for d in infer)
 
 
 def test_train_sets_follow_stat_sel(two_rounds):

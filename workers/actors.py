@@ -9,7 +9,8 @@ the model weights load only in that process. `Remote` turns `engine.method(...)`
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 
@@ -21,6 +22,18 @@ class EngineHost:
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self.engine, method)(*args, **kwargs)
+
+    def timed_call(self, method: str, *args: Any, **kwargs: Any) -> tuple[float, Any]:
+        """The call and the seconds it took in here (the pool's busy time, without transport)."""
+        began = time.perf_counter()
+        result = getattr(self.engine, method)(*args, **kwargs)
+        return time.perf_counter() - began, result
+
+    def node(self) -> str:
+        """The Ray node this engine runs on."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
 
 
 class EngineDied(RuntimeError):
@@ -58,6 +71,80 @@ class Remote:
         """Start a call without waiting; `ray.get` the returned reference later."""
         return self.handle.call.remote(method, *args, **kwargs)
 
+    def submit_timed(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """As `submit`, for `(seconds inside the actor, result)`."""
+        return self.handle.timed_call.remote(method, *args, **kwargs)
+
+
+class Pool:
+    """Copies of one engine answering a list of calls together (the student's actor pool).
+
+    `imap` keeps `depth` calls queued at each engine, so an engine starts its next batch
+    while the last one's result travels back, and yields each result as it arrives;
+    the caller writes it at once (one writer, per batch). Inline engines run the calls in
+    order. `busy_s` and `wall_s` add up what the engines and the caller spent, for the
+    orchestration overhead (time the pool's engines were not generating).
+    """
+
+    def __init__(self, engines: Sequence[Any], depth: int = 2):
+        self.engines = list(engines)
+        self.depth = depth
+        self.busy_s = 0.0
+        self.wall_s = 0.0
+
+    def imap(self, method: str, calls: Sequence[tuple[tuple, dict[str, Any]]]) -> Iterator[tuple[int, float, Any]]:
+        """(index into `calls`, seconds the engine spent, result), in order of completion."""
+        began = time.perf_counter()
+        try:
+            if not isinstance(self.engines[0], Remote):
+                for i, (args, kwargs) in enumerate(calls):
+                    start = time.perf_counter()
+                    result = getattr(self.engines[0], method)(*args, **kwargs)
+                    seconds = time.perf_counter() - start
+                    self.busy_s += seconds
+                    yield i, seconds, result
+                return
+            yield from self._imap_remote(method, calls)
+        finally:
+            self.wall_s += time.perf_counter() - began
+
+    def _imap_remote(self, method: str, calls: Sequence[tuple[tuple, dict[str, Any]]]) -> Iterator[tuple[int, float, Any]]:
+        import ray
+
+        todo = list(enumerate(calls))[::-1]  # popped from the end: first call first
+        in_flight: dict[Any, tuple[int, Remote]] = {}
+        load = {id(e): 0 for e in self.engines}
+
+        def fill() -> None:
+            for engine in self.engines:
+                while todo and load[id(engine)] < self.depth:
+                    i, (args, kwargs) = todo.pop()
+                    in_flight[engine.submit_timed(method, *args, **kwargs)] = (i, engine)
+                    load[id(engine)] += 1
+
+        fill()
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            i, engine = in_flight.pop(ready[0])
+            load[id(engine)] -= 1
+            seconds, result = engine.get(ready[0])
+            self.busy_s += seconds
+            fill()
+            yield i, seconds, result
+
+    def mark(self) -> tuple[float, float]:
+        return self.busy_s, self.wall_s
+
+    def overhead(self, since: tuple[float, float] = (0.0, 0.0)) -> float:
+        """Share of the engines' time (since `mark()`) not spent inside calls: transport,
+        scheduling, and the caller scoring and writing while an engine has nothing queued."""
+        capacity = (self.wall_s - since[1]) * len(self.engines)
+        return max(0.0, 1 - (self.busy_s - since[0]) / capacity) if capacity > 0 else 0.0
+
+    def nodes(self) -> list[str]:
+        """The Ray node of each engine (empty inline)."""
+        return [e.get(e.handle.node.remote()) for e in self.engines if isinstance(e, Remote)]
+
 
 class Lazy:
     """An engine built on first use, so a stage the ledger skips never loads a model."""
@@ -79,28 +166,46 @@ def spawn(
     use_ray: bool,
     role: str = "engine",
     num_cpus: float = 0,
+    num_gpus: float = 0,
     max_concurrency: int = 1,
     max_restarts: int = 2,
+    placement: str | None = None,
 ) -> Any:
     """Build the engine here (inline) or inside a new restartable Ray actor.
 
     A killed actor process is restarted (its engine built again) up to `max_restarts`
     times and the call in flight is retried; then the caller gets `EngineDied`. The actor
     class is named after the role ("StudentEngine"), so `ps` and the Ray dashboard show
-    which process is which.
+    which process is which. `placement` is "driver" (this process's node: the one DuckDB
+    writer must live beside its file), "spread" (a pool over the cluster's nodes) or None.
     """
     if not use_ray:
         return factory(**kwargs)
     import ray
 
     host = type(f"{role.capitalize()}Engine", (EngineHost,), {"__doc__": f"The {role} engine's actor."})
+    extra = {"runtime_env": {"env_vars": dict(_worker_env)}} if _worker_env else {}
     actor = ray.remote(host).options(
+        **extra,
         num_cpus=num_cpus,
+        num_gpus=num_gpus,
         max_restarts=max_restarts,
         max_task_retries=max_restarts,
         max_concurrency=max_concurrency,
+        scheduling_strategy=_strategy(placement),
     )
     return Remote(actor.remote(factory, kwargs), role)
+
+
+def _strategy(placement: str | None) -> Any:
+    if placement == "spread":
+        return "SPREAD"
+    if placement == "driver":
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+    return "DEFAULT"
 
 
 def stop(engine: Any) -> None:
@@ -111,13 +216,25 @@ def stop(engine: Any) -> None:
         ray.kill(engine.handle, no_restart=True)
 
 
+# The driver's quieting settings (cli.quiet_libraries), for actors on a cluster's nodes,
+# whose processes do not inherit the driver's environment as a local cluster's do.
+WORKER_ENV = ("TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_HUB_OFFLINE", "PYTHONWARNINGS")
+_worker_env: dict[str, str] = {}
+
+
 def start_ray(address: str | None, num_cpus: int | None) -> None:
     """Join a cluster at `address`, or start a local one sized to this machine."""
+    # torch (and the MKL inside libtorch_cpu) must load before Ray's threads start: loaded
+    # after `ray.init`, MKL's initialisation aborted a Ray job's driver ("Intel oneMKL FATAL
+    # ERROR: Cannot load libtorch_cpu.so", ray 2.60, about every other try).
+    import torch  # noqa: F401
     import ray
 
     if ray.is_initialized():
         return
+    address = address or os.environ.get("RAY_ADDRESS")  # set for a driver that Ray Jobs started
     if address:
+        _worker_env.update({k: os.environ[k] for k in WORKER_ENV if k in os.environ})
         ray.init(address=address, logging_level="WARNING")
     else:
         ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, logging_level="WARNING")
@@ -151,3 +268,24 @@ def call_with_progress(
         shown = step
         if ready:
             return engine.get(ref)
+
+
+class ClusterTooSmall(RuntimeError):
+    """The cluster lacks the CPUs or GPUs the config asks for (after waiting for them)."""
+
+
+def check_resources(needs: dict[str, float], wait_s: float, poll_s: float = 2.0) -> None:
+    """Wait up to `wait_s` for the cluster to offer `needs` (an autoscaler may be adding
+    nodes), then fail naming what is missing instead of leaving actors pending forever."""
+    import ray
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        have = ray.cluster_resources()
+        missing = {k: v for k, v in needs.items() if v > 0 and have.get(k, 0) + 1e-9 < v}
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            lacking = ", ".join(f"{v:g} {k} (the cluster has {have.get(k, 0):g})" for k, v in missing.items())
+            raise ClusterTooSmall(f"the config needs {lacking}, waited {wait_s:g} s")
+        time.sleep(poll_s)

@@ -60,7 +60,9 @@ class TransformersStudent:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
-        self.model = model.to(_DTYPES[dtype]).eval()
+        # A GPU when Ray gave this actor one (it hides the others), else the CPU.
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device, _DTYPES[dtype]).eval()
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
 
     def render(self, prompt: str) -> str:
@@ -94,7 +96,7 @@ class TransformersStudent:
     def _run(self, rows, item_ids, texts, out, *, sample: bool, temperature: float) -> None:
         enc = self.tokenizer(
             [texts[i] for i, _ in rows], return_tensors="pt", padding=True, add_special_tokens=False
-        )
+        ).to(self.device)
         sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if sample else {"do_sample": False}
         res = self.model.generate(
             **enc,
@@ -112,7 +114,7 @@ class TransformersStudent:
         top2 = dist.topk(2, dim=-1).values  # [rows, steps, 2]
         margins = top2[..., 0] - top2[..., 1]
         del dist
-        is_eos = torch.isin(new, torch.tensor(self.eos_ids))
+        is_eos = torch.isin(new, torch.tensor(self.eos_ids, device=new.device))
         for r, (i, s) in enumerate(rows):
             eos_at = is_eos[r].nonzero()
             n = int(eos_at[0]) + 1 if len(eos_at) else new.shape[1]  # rows after EOS hold padding

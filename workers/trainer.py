@@ -15,6 +15,11 @@ out_dir atomically at the end; and refusing to resume a state saved under other
 settings. bench/bench_trainer.py measured Trainer at the same speed and losses as the
 hand-written loop it replaced (TRL's SFTTrainer was ~1.3x slower per step here).
 
+Data parallel: called in every worker of a torch process group (Ray Train's TorchTrainer,
+`workers/train_host.py`), each rank takes batch_size / world_size examples of every
+step's batch (the Trainer hands rank i the i-th slice), gradients are averaged, and only
+rank 0 writes checkpoints' markers and out_dir: the same steps and batches as one process.
+
 Resuming: with `state_every=N` the Trainer saves a checkpoint (weights, optimizer,
 scheduler, RNG, step) every N steps under `<out_dir>.state/` (beside out_dir, never
 inside it). A checkpoint counts only once our marker `sgi.json` is written into it after
@@ -103,6 +108,10 @@ def train_lora(
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = _model(model_path, full_finetune, lora_r, lora_alpha)
 
+    world, rank = _distributed()
+    if batch_size % world:
+        raise ValueError(f"batch_size {batch_size} does not split over {world} training workers; "
+                         "make it a multiple of the worker count")
     rows = [_encode(tokenizer, system_prompt, q, a, max_len) for q, a in examples]
     data = [r for r in rows if r is not None]
     if not data:
@@ -124,7 +133,7 @@ def train_lora(
     hooks = _Hooks(steps, run_key, prior_seconds, progress, should_stop)
     trainer = Trainer(
         model=model,
-        args=_arguments(states, steps, batch_size, lr, seed, bf16, state_every),
+        args=_arguments(states, steps, batch_size // world, lr, seed, bf16, state_every),
         train_dataset=[{"input_ids": ids, "labels": labels} for batch in batches for ids, labels in batch],
         data_collator=lambda rows: _collate([(r["input_ids"], r["labels"]) for r in rows], pad_id),
         optimizers=_optimizer(model, lr, steps),
@@ -152,9 +161,19 @@ def train_lora(
         "full_finetune": full_finetune,
         "resumed_from": _step(checkpoint) if checkpoint else None,
     }
-    _save(trainer.model, tokenizer, out_dir, metrics, adapter=not full_finetune)
-    shutil.rmtree(states, ignore_errors=True)  # out_dir is complete: the checkpoints are stale
+    if rank == 0:
+        _save(trainer.model, tokenizer, out_dir, metrics, adapter=not full_finetune)
+        shutil.rmtree(states, ignore_errors=True)  # out_dir is complete: the checkpoints are stale
     return metrics
+
+
+def _distributed() -> tuple[int, int]:
+    """(world size, rank) of the torch process group this runs in; (1, 0) outside one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
 
 
 def state_path(out_dir: str | Path) -> Path:
@@ -182,13 +201,13 @@ def _model(model_path, full_finetune: bool, lora_r: int, lora_alpha: int):
         return get_peft_model(model, lora)
 
 
-def _arguments(states: Path, steps: int, batch_size: int, lr: float, seed: int, bf16: bool, state_every: int):
+def _arguments(states: Path, steps: int, per_device: int, lr: float, seed: int, bf16: bool, state_every: int):
     return TrainingArguments(
-        output_dir=str(states), max_steps=steps, per_device_train_batch_size=batch_size,
+        output_dir=str(states), max_steps=steps, per_device_train_batch_size=per_device,
         learning_rate=lr, max_grad_norm=1.0, seed=seed, data_seed=seed,
         # bf16 autocast: about 1.6x faster per step on a CPU with AVX-512 BF16, 30x slower where
         # it is emulated (docs/benchmarks.md, "Precision"); weights and optimizer state stay fp32.
-        use_cpu=True, bf16=bf16,
+        use_cpu=not torch.cuda.is_available(), bf16=bf16,  # a GPU when Ray gave this process one
         train_sampling_strategy="sequential",  # the dataset is already in _batch_at's order
         dataloader_num_workers=0, dataloader_pin_memory=False, remove_unused_columns=False,
         eval_strategy="no", logging_strategy="steps", logging_steps=1, report_to="none", disable_tqdm=True,
@@ -234,17 +253,27 @@ class _Hooks(TrainerCallback):
                 self._report()
 
     def on_save(self, args, state, control, **kwargs):
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        _write_atomic(folder / MARKER, json.dumps({"format": STATE_FORMAT, "run": self.run_key, "seconds": self.seconds()}))
-        for old in _complete_checkpoints(folder.parent, every=True):
-            if old != folder:
-                shutil.rmtree(old, ignore_errors=True)
+        _barrier()  # under DDP: every rank's part of the checkpoint is written before rank 0 marks it
+        if _distributed()[1] == 0:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            _write_atomic(folder / MARKER, json.dumps({"format": STATE_FORMAT, "run": self.run_key,
+                                                       "seconds": self.seconds()}))
+            for old in _complete_checkpoints(folder.parent, every=True):
+                if old != folder:
+                    shutil.rmtree(old, ignore_errors=True)
         self._report()
 
     def _report(self) -> None:
         if self.pending and self.progress:
             self.progress(self.pending[0], self.steps, self.pending[1])
         self.pending = None
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def _complete_checkpoints(states: Path, every: bool = False) -> list[Path]:
