@@ -135,7 +135,7 @@ class Session:
                                   "own virtualenv: bash .ci/vllm-venv), or set student.engine: transformers")
         if self.use_ray:
             self.reporter.note("starting Ray" + (f" at {cfg.ray.address}" if cfg.ray.address else " (local)"))
-            actors.start_ray(cfg.ray.address, cfg.ray.num_cpus)
+            actors.start_ray(cfg.ray.address, cfg.ray.num_cpus, state_api=cfg.ray.trainer_workers > 1)
             if self.reporter.catching:
                 self.reporter.catch_signals()  # take SIGTERM back from Ray's core worker
             self._check_cluster()

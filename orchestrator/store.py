@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 
@@ -199,15 +200,22 @@ class Store:
         return StoreError(f"{self.path}: cannot write the run store ({str(err).splitlines()[0]})")
 
     def _insert(self, table: str, columns: str, rows: Iterable[Sequence[Any]]) -> int:
-        """Insert-or-ignore; returns how many rows were new."""
+        """Insert-or-ignore; returns how many rows were new.
+
+        The rows travel as one Arrow table scanned by a single INSERT ... SELECT:
+        `executemany` ran one statement per row, about 360 rows/s whatever the batch
+        (bench/bench_cluster.py --writer), which would have made this single writer the
+        limit of a cluster's inference long before its GPUs.
+        """
         rows = list(rows)
         if not rows:
             return 0
-        marks = ", ".join("?" for _ in rows[0])
+        sgi_batch = pa.table({f"c{i}": pa.array(values) for i, values in enumerate(zip(*rows))})  # noqa: F841
         with self._transaction():
-            before = self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            self.db.executemany(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})", rows)
-            after = self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            before = self.db.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            # `sgi_batch` is the local Arrow table above, found by DuckDB's replacement scan
+            self.db.execute(f"INSERT OR IGNORE INTO {table} ({columns}) SELECT * FROM sgi_batch")
+            after = self.db.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         self.publish_snapshot(every_s=SNAPSHOT_EVERY_S)
         return after - before
 

@@ -26,7 +26,7 @@ def local_ray():
 
     from sgi.workers import actors
 
-    actors.start_ray(None, 2)
+    actors.start_ray(None, 2, state_api=True)
     yield
     ray.shutdown()
 

@@ -222,8 +222,13 @@ WORKER_ENV = ("TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_HUB_
 _worker_env: dict[str, str] = {}
 
 
-def start_ray(address: str | None, num_cpus: int | None) -> None:
-    """Join a cluster at `address`, or start a local one sized to this machine."""
+def start_ray(address: str | None, num_cpus: int | None, state_api: bool = False) -> None:
+    """Join a cluster at `address`, or start a local one sized to this machine.
+
+    A local cluster runs without its dashboard (seconds of start-up, a port) unless
+    `state_api`: Ray Train's placement-group cleaner watches its controller through the
+    dashboard's state API, and without it logs a warning every few seconds of training.
+    """
     # torch (and the MKL inside libtorch_cpu) must load before Ray's threads start: loaded
     # after `ray.init`, MKL's initialisation aborted a Ray job's driver ("Intel oneMKL FATAL
     # ERROR: Cannot load libtorch_cpu.so", ray 2.60, about every other try).
@@ -237,7 +242,8 @@ def start_ray(address: str | None, num_cpus: int | None) -> None:
         _worker_env.update({k: os.environ[k] for k in WORKER_ENV if k in os.environ})
         ray.init(address=address, logging_level="WARNING")
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, logging_level="WARNING")
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=state_api, dashboard_host="127.0.0.1",
+                 logging_level="WARNING")
 
 
 def call_with_progress(

@@ -210,6 +210,7 @@ def _arguments(states: Path, steps: int, per_device: int, lr: float, seed: int, 
         use_cpu=not torch.cuda.is_available(), bf16=bf16,  # a GPU when Ray gave this process one
         train_sampling_strategy="sequential",  # the dataset is already in _batch_at's order
         dataloader_num_workers=0, dataloader_pin_memory=False, remove_unused_columns=False,
+        ddp_find_unused_parameters=False,  # under DDP every trainable weight gets a gradient: skip the search
         eval_strategy="no", logging_strategy="steps", logging_steps=1, report_to="none", disable_tqdm=True,
         save_strategy="steps" if state_every else "no", save_steps=max(1, state_every),
     )
