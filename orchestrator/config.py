@@ -220,6 +220,23 @@ class SelfConsistencyConfig(Section):
     max_new_tokens: int = Field(96, ge=8)
 
 
+class TokenCollabConfig(Section):
+    """FS-GEN's token-level collaboration: the student decodes and a larger model sharing its
+    tokenizer picks each token where the student's top-1 probability is below a threshold."""
+
+    model: str | None = Field(None, description="the larger model ('smollm2' or a local HF causal-LM folder "
+                                                "with the student's tokenizer); None = off")
+    thresholds: list[float] = Field(default_factory=lambda: [0.3, 0.5, 0.7, 0.9], min_length=1,
+                                    description="top-1 probabilities tried (FS-GEN's default is 0.5)")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _probabilities(cls, thresholds: list[float]) -> list[float]:
+        if any(not 0 < t <= 1 for t in thresholds):
+            raise ValueError(f"every threshold must lie in (0, 1], got {thresholds}")
+        return sorted(set(thresholds))
+
+
 class ComposeConfig(Section):
     """System 1 (the student) composed with a System-2 solver; measured after each evaluation."""
 
@@ -234,6 +251,7 @@ class ComposeConfig(Section):
     max_items: int | None = Field(200, ge=10, description="items per split (probe, test); None = all")
     program: ProgramConfig = ProgramConfig()
     self_consistency: SelfConsistencyConfig = SelfConsistencyConfig()
+    token: TokenCollabConfig = TokenCollabConfig()
 
 
 class RayConfig(Section):

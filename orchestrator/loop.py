@@ -75,8 +75,9 @@ def profile_round(s: Session, r: int, student: Any) -> None:
 
 def compose_round(s: Session, r: int, model: Path, force: bool = False) -> None:
     if s.cfg.compose.enabled or force:
-        s.stage(r, "compose", stages.compose, r, s.student(model), s.system2(model), s.system2_round(r))
-        s.release_system2()  # its model would otherwise sit in memory through the next round
+        s.stage(r, "compose", stages.compose, r, s.student(model), s.system2(model), s.system2_round(r),
+                s.token_collab(model))
+        s.release_system2()  # its models would otherwise sit in memory through the next round
 
 
 def _as_read_now(stored_yaml: str) -> str:
@@ -106,6 +107,7 @@ class Session:
         self._embedder: Any = None
         self._writer: Any = None
         self._reasoner: Any = None
+        self._collab: Any = None
 
     def __enter__(self) -> Session:
         cfg = self.cfg
@@ -346,12 +348,28 @@ class Session:
             self._writer = self._spawn("program-writer", TransformersStudent, args)  # no CPU reserved, as above
         return solvers.ProgramSolver(self._writer, self.cfg.student.batch_size)
 
+    def token_collab(self, model: Path) -> Any:
+        """The student at `model` paired with compose.token.model (None when that is off)."""
+        larger = self.cfg.compose.token.model
+        if larger is None:
+            return None
+        return actors.Lazy(lambda: self._token_collab(model, larger))
+
+    def _token_collab(self, model: Path, larger: str) -> Any:
+        if self._collab is None:
+            from sgi.workers.collab import TokenCollaboration
+            from sgi.workers.models import resolve_student
+
+            args = {"large_path": str(resolve_student(larger)), **build.student_args(self.cfg, str(model))}
+            self._collab = self._spawn("token-collaboration", TokenCollaboration, args)  # no CPU reserved, as above
+        return self._collab
+
     def release_system2(self) -> None:
-        for engine in (self._writer, self._reasoner):
+        for engine in (self._writer, self._reasoner, self._collab):
             if engine is not None:
                 actors.stop(engine)
                 self.engines.remove(engine)
-        self._writer = self._reasoner = None
+        self._writer = self._reasoner = self._collab = None
 
     def student(self, model_path: Path) -> Any:
         """The student pool for `model_path`, loaded on first use (the previous one is released)."""

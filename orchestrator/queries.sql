@@ -112,6 +112,16 @@ FROM teacher_calls GROUP BY round, stage, template ORDER BY round, min(created_a
 -- name: solved_ids
 SELECT item_id FROM solutions WHERE round = ? AND solver = ?;
 
+-- name: token_solved_ids
+SELECT item_id FROM token_solutions WHERE round = ? AND model = ? AND threshold = ?;
+
+-- name: token_rows
+-- Round $1's token-level answers with the larger model $2, and that model alone (round -1, inf).
+SELECT t.threshold, t.item_id, i.split, t.correct, t.n_tokens, t.large_tokens, t.seconds
+FROM token_solutions t JOIN items i USING (item_id)
+WHERE t.model = $2 AND (t.round = $1 OR (t.round = -1 AND t.threshold = 'inf'::DOUBLE))
+ORDER BY t.threshold, i.split, t.item_id;
+
 -- name: compose_rows
 -- What the routers read per item: both systems' outcomes, System 1's confidence feature
 -- ($4), and the probe accuracy (System 1, this round) of the item's weakest labelled skill.

@@ -165,6 +165,24 @@ CREATE TABLE IF NOT EXISTS solutions (
     PRIMARY KEY (round, solver, item_id)
 );
 
+-- FS-GEN's token-level collaboration: round `round`'s student decoding with the larger
+-- model `model` (its key, stages.token_model_key) choosing each token where the student's
+-- top-1 probability was below `threshold`; threshold 'inf' is the larger model alone,
+-- stored once under round -1.
+CREATE TABLE IF NOT EXISTS token_solutions (
+    round        INTEGER NOT NULL,
+    model        VARCHAR NOT NULL,
+    threshold    DOUBLE NOT NULL,
+    item_id      VARCHAR NOT NULL,
+    output       VARCHAR NOT NULL,
+    extracted    VARCHAR NOT NULL,
+    correct      BOOLEAN NOT NULL,
+    n_tokens     INTEGER NOT NULL,
+    large_tokens INTEGER NOT NULL,         -- of n_tokens, how many the larger model chose
+    seconds      DOUBLE NOT NULL,
+    PRIMARY KEY (round, model, threshold, item_id)
+);
+
 -- The composed solver on the test split, per round and router: which system answered
 -- each item and why (the threshold was chosen on the probe split).
 CREATE TABLE IF NOT EXISTS routes (
@@ -175,7 +193,8 @@ CREATE TABLE IF NOT EXISTS routes (
     s2_round  INTEGER NOT NULL,           -- the round its answers are stored under
     system    INTEGER NOT NULL,           -- 1 or 2: who answered
     reason    VARCHAR NOT NULL,
-    score     DOUBLE NOT NULL,            -- the router's estimate that System 1 is right
+    score     DOUBLE NOT NULL,            -- the router's estimate that System 1 is right (router
+                                          -- 'token': the share of the answer's tokens the student chose)
     threshold DOUBLE NOT NULL,
     correct   BOOLEAN NOT NULL,
     seconds   DOUBLE NOT NULL,
@@ -280,17 +299,21 @@ GROUP BY round;
 
 -- Per round and router on the test split: System 1 alone, System 2 alone, composed; the
 -- escalation rate; mean latency per item of each. The one place these figures are computed.
+-- For the token router System 2 is the larger model alone and escalation the mean share of
+-- an answer's tokens it chose.
 CREATE OR REPLACE VIEW compose_summary AS
 SELECT r.round, r.router, any_value(r.system2) AS system2, count(*) AS items,
        avg(s1.correct::INTEGER)        AS system1_accuracy,
-       avg(s2.correct::INTEGER)        AS system2_accuracy,
+       avg(coalesce(s2.correct, t2.correct)::INTEGER) AS system2_accuracy,
        avg(r.correct::INTEGER)         AS composed_accuracy,
-       avg((r.system = 2)::INTEGER)    AS escalation,
+       avg(CASE WHEN r.router = 'token' THEN 1 - r.score ELSE (r.system = 2)::INTEGER END) AS escalation,
        avg(s1.seconds)                 AS system1_seconds,
-       avg(s2.seconds)                 AS system2_seconds,
+       avg(coalesce(s2.seconds, t2.seconds)) AS system2_seconds,
        avg(r.seconds)                  AS composed_seconds,
        any_value(r.threshold)          AS threshold
 FROM routes r
 JOIN solutions s1 ON s1.round = r.round AND s1.solver = 'system1' AND s1.item_id = r.item_id
-JOIN solutions s2 ON s2.round = r.s2_round AND s2.solver = r.system2 AND s2.item_id = r.item_id
+LEFT JOIN solutions s2 ON s2.round = r.s2_round AND s2.solver = r.system2 AND s2.item_id = r.item_id
+LEFT JOIN token_solutions t2 ON r.router = 'token' AND t2.round = r.s2_round AND t2.model = r.system2
+                             AND t2.threshold = 'inf'::DOUBLE AND t2.item_id = r.item_id
 GROUP BY r.round, r.router;

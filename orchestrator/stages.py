@@ -389,10 +389,11 @@ def train(ctx: Context, round_: int, base: Path, out: Path, trainer: Any) -> str
 
 # --- compose: System 1 + System 2 -----------------------------------------------------------
 
-def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int) -> str:
+def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int, collab: Any = None) -> str:
     """The composed solver of round `round_`'s student: both systems answer the probe and
     test items, each router's threshold is chosen on probe and applied to test, and the
-    routes and the accuracy-vs-escalation curves are written. Resumable per batch."""
+    routes and the accuracy-vs-escalation curves are written; with `collab` (a
+    `TokenCollaboration`) the token router too. Resumable per batch."""
     from sgi.skills import routing
 
     cfg = ctx.cfg.compose
@@ -429,10 +430,75 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
             for split, o in curve])
         at = routing.outcome(router, test, chosen.threshold)
         parts.append(f"{router} {at.accuracy:.3f} at {at.escalation:.0%}")
+    if collab is not None:
+        parts.append(_compose_tokens(ctx, round_, collab, items, rows))
     s1_acc = sum(r.s1_correct for r in test) / len(test)
     s2_acc = sum(r.s2_correct for r in test) / len(test)
     return (f"test: System 1 {s1_acc:.3f}, System 2 {system2_label(cfg.system2)} {s2_acc:.3f}; composed "
             + ", ".join(parts))
+
+
+ALONE = float("inf")  # token_solutions' threshold for the larger model alone
+
+
+def _compose_tokens(ctx: Context, round_: int, collab: Any, items: Sequence[Item], rows: Sequence[tuple]) -> str:
+    """FS-GEN's token router: the student and the larger model decode together at each
+    configured threshold (the larger model alone once per run); the threshold is chosen on
+    probe against the larger model's own probe accuracy, then applied to test."""
+    from sgi.skills import routing
+
+    key = token_model_key(ctx.cfg)
+    for round_at, threshold in [(SETUP_ROUND, ALONE), *((round_, t) for t in ctx.cfg.compose.token.thresholds)]:
+        _solve_tokens(ctx, items, collab, key, round_at, threshold)
+    by_split: dict[str, dict[float, list]] = defaultdict(lambda: defaultdict(list))
+    for item_id, split, s1, _s2, _conf, _skill, s1_s, _s2_s, s1_tok, _s2_tok in rows:  # t = 0: the student alone
+        by_split[split][0.0].append(routing.TokenRouted(item_id, s1, s1_tok, 0, s1_s))
+    for threshold, item_id, split, correct, n, large, seconds in ctx.store.token_rows(round_, key):
+        by_split[split][threshold].append(routing.TokenRouted(item_id, correct, n, large, seconds))
+    points = {split: sorted((routing.token_outcome(t, r) for t, r in at.items()),
+                            key=lambda o: (o.escalation, o.threshold)) for split, at in by_split.items()}
+    alone = next(o for o in points["probe"] if o.threshold == ALONE)
+    chosen = routing.pick(points["probe"], ctx.cfg.compose.target * alone.accuracy).threshold
+    ctx.store.add_routes(round_, [_token_route(r, chosen, key) for r in by_split["test"][chosen]])
+    shown = lambda t: 1.0 + 1e-9 if t == ALONE else t  # noqa: E731 -- as the other routers' "escalate all"
+    ctx.store.add_compose_curve(round_, [("token", split, shown(o.threshold), o.escalation, o.accuracy, o.seconds,
+                                          o.threshold == chosen) for split, at in points.items() for o in at])
+    at = next(o for o in points["test"] if o.threshold == chosen)
+    return f"token {at.accuracy:.3f} at {at.escalation:.0%} of tokens (t = {chosen:g})"
+
+
+def _solve_tokens(ctx: Context, items: Sequence[Item], collab: Any, key: str, round_: int, threshold: float) -> None:
+    done = ctx.store.token_solved_ids(round_, key, threshold)
+    todo = [i for i in items if i.item_id not in done]
+    label = "larger model alone" if threshold == ALONE else f"token-level with the larger model, t = {threshold:g}"
+    with ctx.reporter.bar(f"{_round_label(round_)}: {label}", len(items)) as advance:
+        advance(len(items) - len(todo))
+        for batch in _batches(todo, ctx.cfg.student.batch_size):
+            by_id = {i.item_id: i for i in batch}
+            solved = collab.generate(list(by_id), _prompts(ctx, batch), threshold)
+            answers = {s.item_id: ctx.task.extract(by_id[s.item_id], s.text) for s in solved}
+            ctx.store.add_token_solutions(round_, key, threshold, [
+                (s.item_id, s.text, answers[s.item_id], ctx.task.is_correct(by_id[s.item_id], answers[s.item_id]),
+                 s.n_tokens, s.large_tokens, s.seconds) for s in solved])
+            advance(len(batch))
+
+
+def _token_route(row: Any, threshold: float, key: str) -> tuple:
+    if threshold == ALONE:
+        reason = "the larger model alone"
+    elif threshold == 0:
+        reason = "the student alone"
+    else:
+        reason = f"{row.large_tokens} of {row.n_tokens} tokens from the larger model (student top-1 < {threshold:g})"
+    return ("token", row.item_id, key, SETUP_ROUND, 2 if row.large_tokens else 1, reason, 1 - row.large_share,
+            threshold, row.correct, row.seconds, row.n_tokens)
+
+
+def token_model_key(cfg: Any) -> str:
+    """What the larger model's answers are stored under: a digest of what shapes them."""
+    settings = {"model": cfg.compose.token.model, "system_prompt": cfg.student.system_prompt,
+                "max_new_tokens": cfg.student.max_new_tokens, "kshot": cfg.student.kshot}
+    return "larger-model@" + hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def system2_label(key: str) -> str:

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 STORE_FILE = "sgi.duckdb"  # in each run directory
 # A consistent copy of the store that other processes may open while the run holds the
 # real one (DuckDB lets no second process in): the report server reads it.
@@ -33,8 +33,9 @@ SETUP_ROUND = -1  # stages that happen once per run (task, labels, warm-up)
 # Tables added since an older version: a read-only open (`sgi status` on an old run)
 # gets them as empty temporary tables instead of refusing the store.
 ADDED_SINCE: dict[int, list[str]] = {
-    3: ["teacher_calls", "solutions", "routes", "compose_curve", "compose_summary"],
-    4: ["solutions", "routes", "compose_curve", "compose_summary"],
+    3: ["teacher_calls", "solutions", "token_solutions", "routes", "compose_curve", "compose_summary"],
+    4: ["solutions", "token_solutions", "routes", "compose_curve", "compose_summary"],
+    5: ["token_solutions", "compose_summary"],
 }
 
 
@@ -59,7 +60,8 @@ RESET: dict[str, list[str]] = {
     "train": ["DELETE FROM checkpoints WHERE round = ?"],
     "evaluate": ["DELETE FROM evals WHERE round = ?"],
     "compose": [f"DELETE FROM {t} WHERE round = ?" for t in ("routes", "compose_curve")]
-    + ["DELETE FROM solutions WHERE round = ? AND solver = 'system1'"],
+    + ["DELETE FROM solutions WHERE round = ? AND solver = 'system1'",
+       "DELETE FROM token_solutions WHERE round = ? AND threshold <> 'inf'::DOUBLE"],  # the larger model alone stays
 }
 
 
@@ -166,7 +168,8 @@ class Store:
             self.db.execute("DROP TABLE events_v2")
             self.db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
             row = ("3",)
-        if row and row[0] in ("3", "4"):  # v4 adds teacher_calls, v5 the compose tables: schema.sql creates them
+        if row and row[0] in ("3", "4", "5"):  # v4 adds teacher_calls, v5 the compose tables, v6 token_solutions:
+            # schema.sql creates them
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 
     def _check_version(self) -> None:
@@ -365,6 +368,12 @@ class Store:
             "solutions", "round, solver, item_id, output, extracted, correct, n_tokens, seconds, mean_prob, min_prob, "
             "margin", ((round_, solver, *r) for r in rows))
 
+    def add_token_solutions(self, round_: int, model: str, threshold: float, rows: Sequence[tuple]) -> int:
+        """rows: (item_id, output, extracted, correct, n_tokens, large_tokens, seconds)."""
+        return self._insert(
+            "token_solutions", "round, model, threshold, item_id, output, extracted, correct, n_tokens, large_tokens, "
+            "seconds", ((round_, model, threshold, *r) for r in rows))
+
     def add_routes(self, round_: int, rows: Sequence[tuple]) -> int:
         """rows: (router, item_id, system2, s2_round, system, reason, score, threshold, correct, seconds, tokens)."""
         return self._insert(
@@ -462,6 +471,14 @@ class Store:
 
     def solved_ids(self, round_: int, solver: str) -> set[str]:
         return {r[0] for r in self._query("solved_ids", [round_, solver])}
+
+    def token_solved_ids(self, round_: int, model: str, threshold: float) -> set[str]:
+        return {r[0] for r in self._query("token_solved_ids", [round_, model, threshold])}
+
+    def token_rows(self, round_: int, model: str) -> list[tuple]:
+        """(threshold, item_id, split, correct, n_tokens, large_tokens, seconds) of round `round_`'s
+        token-level answers with `model`, and of the larger model alone (threshold inf)."""
+        return self._query("token_rows", [round_, model])
 
     def compose_rows(self, round_: int, s2_round: int, system2: str, feature: str) -> list[tuple]:
         """(item_id, split, s1 correct, s2 correct, confidence, weakest-skill accuracy, s1 s, s2 s,

@@ -21,7 +21,7 @@ from sgi.reports import plots
 from sgi.reports.data import LISTINGS, PAGE_SIZE, RunData, page_count
 from sgi.reports.source import snapshot
 
-ROUTERS = ("confidence", "skill", "skill+confidence")
+ROUTERS = ("confidence", "skill", "skill+confidence", "token")
 
 
 class NotFound(LookupError):

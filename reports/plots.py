@@ -69,9 +69,11 @@ def stage_costs(ledger: list[dict[str, Any]], tokens: list[dict[str, Any]]) -> s
 
 
 def tradeoff(curve: list[dict[str, Any]], router: str) -> str:
-    """Composed accuracy against the share escalated to System 2, one line per round."""
+    """Composed accuracy against the share escalated to System 2, one line per round (for
+    the token router: the share of answer tokens the larger model chose)."""
+    escalated = "tokens chosen by the larger model" if router == "token" else "escalated to System 2"
     fig = Figure(dict(title=f"System 1 + System 2, router {router} (test split)",
-                                         xaxis=dict(title="escalated to System 2", range=[0, 1]),
+                                         xaxis=dict(title=escalated, range=[0, 1]),
                                          yaxis=dict(title="accuracy", range=[0, 1])))
     by_round: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for point in curve:

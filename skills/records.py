@@ -85,3 +85,14 @@ class Solved:
     answer: str  # the final answer, for the task's checker ("" if none)
     n_tokens: int  # tokens generated for it (0 for solvers that generate none)
     seconds: float  # its share of the wall time of the batch it was solved in
+
+
+@dataclass(frozen=True)
+class TokenSolved:
+    """An answer the student and a larger model decoded together, token by token (FS-GEN)."""
+
+    item_id: str
+    text: str
+    n_tokens: int  # up to and including the EOS that ended it
+    large_tokens: int  # how many of them the larger model chose
+    seconds: float  # its share of the wall time of its batch

@@ -9,6 +9,10 @@ items scoring below a threshold:
   student answers, so an escalated item costs System 2 only);
 - `skill+confidence`: the product of the two (both estimate a chance of being right).
 
+A fourth, `token` (FS-GEN's token-level collaboration, `workers.collab`), routes each
+token rather than each item: the larger model chooses the tokens where the student's top-1
+probability is below t, and its escalation is the mean share of an answer's tokens it chose.
+
 The threshold is chosen on the probe split (the lowest escalation that reaches the
 target share of System 2's accuracy) and only then applied to the test split.
 """
@@ -33,6 +37,21 @@ class Routed:
     skill_accuracy: float  # probe accuracy of the item's weakest labelled skill (1.0 if unknown)
     s1_seconds: float
     s2_seconds: float
+
+
+@dataclass(frozen=True)
+class TokenRouted:
+    """One answer the two models decoded together at one threshold (FS-GEN)."""
+
+    item_id: str
+    correct: bool
+    n_tokens: int
+    large_tokens: int  # of n_tokens, how many the larger model chose
+    seconds: float
+
+    @property
+    def large_share(self) -> float:
+        return self.large_tokens / self.n_tokens if self.n_tokens else 0.0
 
 
 @dataclass(frozen=True)
@@ -103,9 +122,24 @@ def curve(router: str, rows: Sequence[Routed], cuts: Sequence[float]) -> list[Ou
 def choose_threshold(router: str, probe: Sequence[Routed], target: float) -> Outcome:
     """On the probe split: the lowest escalation whose accuracy reaches `target` x System 2's
     accuracy; if none does, the most accurate threshold (least escalation among ties)."""
-    points = curve(router, probe, thresholds(router, probe))
     s2 = sum(r.s2_correct for r in probe) / len(probe) if probe else 0.0
-    reaching = [p for p in points if p.accuracy >= target * s2]
+    return pick(curve(router, probe, thresholds(router, probe)), target * s2)
+
+
+def pick(points: Sequence[Outcome], accuracy: float) -> Outcome:
+    """The least escalation reaching `accuracy`; if none does, the most accurate point
+    (least escalation among ties). `points` are sorted by escalation."""
+    reaching = [p for p in points if p.accuracy >= accuracy]
     if reaching:
         return reaching[0]
     return max(points, key=lambda p: (p.accuracy, -p.escalation))
+
+
+def token_outcome(threshold: float, rows: Sequence[TokenRouted]) -> Outcome:
+    """The token-level composition at one threshold: its escalation is the mean share of
+    an answer's tokens the larger model chose."""
+    if not rows:
+        return Outcome(threshold, 0.0, 0.0, 0.0)
+    n = len(rows)
+    return Outcome(threshold, sum(r.large_share for r in rows) / n, sum(r.correct for r in rows) / n,
+                   sum(r.seconds for r in rows) / n)

@@ -135,7 +135,7 @@ def test_teacher_calls_are_cached_in_the_store_and_charged_to_the_running_stage(
     store.close()
 
 
-@pytest.mark.parametrize("version", [3, 4])
+@pytest.mark.parametrize("version", [3, 4, 5])
 def test_an_older_store_is_readable_as_it_is_and_upgrades_in_place(tmp_path, version):
     path = tmp_path / "sgi.duckdb"
     store = Store(path)

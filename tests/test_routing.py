@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from sgi.skills.routing import Routed, choose_threshold, curve, escalates, grid, outcome, score, thresholds
+from sgi.skills.routing import (
+    Routed,
+    TokenRouted,
+    choose_threshold,
+    curve,
+    escalates,
+    grid,
+    outcome,
+    pick,
+    score,
+    thresholds,
+    token_outcome,
+)
 
 
 def row(i, s1, s2, confidence, skill=1.0, s1_seconds=0.1, s2_seconds=1.0):
@@ -60,3 +72,14 @@ def test_curves_run_from_no_escalation_to_all():
         assert points[0].escalation == 0.0 and points[-1].escalation == 1.0
         assert [p.escalation for p in points] == sorted(p.escalation for p in points)
     assert len(grid("confidence", rows, points=5)) <= 6
+
+
+def test_token_outcome_counts_the_share_of_each_answers_tokens_the_larger_model_chose():
+    rows = [TokenRouted("a", True, 10, 0, 0.2), TokenRouted("b", False, 4, 4, 0.6), TokenRouted("c", True, 5, 1, 0.4)]
+    o = token_outcome(0.5, rows)
+    assert o.escalation == pytest.approx((0 + 1 + 0.2) / 3) and o.accuracy == pytest.approx(2 / 3)
+    assert o.seconds == pytest.approx(0.4) and o.threshold == 0.5
+    assert token_outcome(0.5, [TokenRouted("empty", False, 0, 0, 0.1)]).escalation == 0.0
+    points = [token_outcome(t, r) for t, r in ((0.0, rows[:1]), (0.5, rows), (0.9, rows[1:]))]
+    assert pick(points, accuracy=0.6).threshold == 0.0  # least escalation reaching it
+    assert pick(points, accuracy=1.1).threshold == 0.0  # none reaches: the most accurate, cheapest first

@@ -36,10 +36,12 @@ def run_sgi(tmp: Path, name: str, extra: list[str]) -> Store:
 @pytest.fixture(scope="module")
 def two_rounds(tmp_path_factory):
     """Two STAT-Sel rounds from the *base* model (no warm-up), so round -1 is the base model;
-    two student actors of one CPU each take turns with the one-CPU trainer on the 2-CPU cluster."""
+    two student actors of one CPU each take turns with the one-CPU trainer on the 2-CPU cluster.
+    The base model is also the "larger" model of the token-level composition."""
     tmp = tmp_path_factory.mktemp("run")
     store = run_sgi(tmp, "sel", ["warmup.enabled=false", "loop.rounds=2", "train.steps=16", "train.batch_size=8",
-                                 "compose.max_items=12", "ray.student_actors=2", "ray.student_cpus=1"])
+                                 "compose.max_items=12", "compose.token.model=smollm2", "compose.token.thresholds=[0.5]",
+                                 "ray.student_actors=2", "ray.student_cpus=1"])
     yield tmp, store
     store.close()
 
@@ -123,7 +125,7 @@ def test_each_round_is_composed_with_the_program_solver(two_rounds):
     """System 1 (the round's student) + System 2 (the base model writing expressions that
     the safe evaluator computes), routed per item on the test split."""
     _, store = two_rounds
-    summary = {(r[0], r[1]): r for r in store.compose_summary()}
+    summary = {(r[0], r[1]): r for r in store.compose_summary() if r[1] != "token"}
     assert set(summary) == {(r, router) for r in (-1, 0, 1) for router in ("confidence", "skill", "skill+confidence")}
     test_ids = {r[0] for r in store.db.execute("SELECT item_id FROM routes WHERE round = -1 AND router = 'skill'").fetchall()}
     assert len(test_ids) == 12 and test_ids <= {i.item_id for i in store.items("test")}  # compose.max_items
@@ -146,3 +148,36 @@ def test_each_round_is_composed_with_the_program_solver(two_rounds):
         points = [c for c in curve if c[0] == round_ and c[1] == "confidence" and c[2] == "test"]
         assert min(p[4] for p in points) == 0.0 and max(p[4] for p in points) == 1.0
         assert sum(p[7] for p in points) == 1  # one chosen threshold per split
+
+
+def test_each_round_is_also_composed_token_by_token_with_the_larger_model(two_rounds):
+    """FS-GEN: the round's student decodes and the larger model (here the base SmolLM2)
+    chooses the tokens where the student's top-1 probability is below 0.5."""
+    _, store = two_rounds
+    summary = {r[0]: r for r in store.compose_summary() if r[1] == "token"}
+    assert set(summary) == {-1, 0, 1}
+    rows = store.db.execute("SELECT round, threshold, n_tokens, large_tokens FROM token_solutions").fetchall()
+    alone = [r for r in rows if r[1] == float("inf")]
+    assert len(alone) == 24 and {r[0] for r in alone} == {-1}  # probe + test, once per run
+    assert all(r[3] == r[2] > 0 for r in alone)
+    for round_ in (-1, 0, 1):
+        mixed = [r for r in rows if r[0] == round_ and r[1] == 0.5]
+        assert len(mixed) == 24 and all(0 <= r[3] <= r[2] for r in mixed)
+    # the trained students hand some tokens over to the base model, and keep most
+    trained = [r for r in rows if r[0] >= 0 and r[1] == 0.5]
+    assert 0 < sum(r[3] for r in trained) < sum(r[2] for r in trained)
+    for round_, (_, _, system2, items, s1, s2, composed, escalation, *_rest) in summary.items():
+        assert system2.startswith("larger-model@") and items == 12 and 0.0 <= escalation <= 1.0
+        routes = store.db.execute("SELECT system, reason, score, threshold, correct FROM routes "
+                                  "WHERE round = ? AND router = 'token'", [round_]).fetchall()
+        assert len(routes) == 12 and composed == pytest.approx(sum(r[4] for r in routes) / 12)
+        assert escalation == pytest.approx(sum(1 - r[2] for r in routes) / 12)
+        chosen = routes[0][3]
+        assert all(r[3] == chosen for r in routes) and chosen in (0.0, 0.5, float("inf"))
+        if chosen == 0.5:  # the reason counts the tokens each model chose
+            assert all(("tokens from the larger model" in r[1]) and (r[0] == 2) == (r[2] < 1) for r in routes)
+    curve = [c for c in store.compose_curve() if c[1] == "token" and c[2] == "test"]
+    for round_ in (-1, 0, 1):
+        points = sorted((c[3], c[4]) for c in curve if c[0] == round_)
+        assert [t for t, _ in points] == pytest.approx([0.0, 0.5, 1.0 + 1e-9])  # student, t, larger alone
+        assert points[0][1] == 0.0 and points[-1][1] == 1.0
