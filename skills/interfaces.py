@@ -31,6 +31,11 @@ class TeacherOutputError(ValueError):
     """A teacher's answer could not be used (did not parse, or broke its schema); worth a retry."""
 
 
+class TeacherRefused(RuntimeError):
+    """The teacher's server refuses what the config demands of it (a reply schema under
+    `structured: json_schema`); no retry helps, so the run stops and says what to change."""
+
+
 class Teacher(Protocol):
     """Builds the skill catalogue, labels items, and diagnoses failures."""
 

@@ -331,12 +331,14 @@ def test_missing_model_path_fails_before_the_run_directory(sgi, tmp_path):
     assert not (tmp_path / "runs" / "default").exists()
 
 
-def test_vllm_engine_where_vllm_is_missing_fails_before_the_run_directory(sgi, tmp_path):
+@pytest.mark.parametrize("key, sets", [("student.engine", ["student.engine=vllm"]),
+                                       ("teacher.local.engine", ["teacher.kind=local", "teacher.local.engine=vllm"])])
+def test_vllm_engine_where_vllm_is_missing_fails_before_the_run_directory(sgi, tmp_path, key, sets):
     if importlib.util.find_spec("vllm") is not None:  # vllm lives in its own venv (README, "vLLM")
         pytest.skip("vllm is importable here")
     path = write_jsonl(tmp_path / "items.jsonl", GOOD)
-    code, _, err = sgi(*file_args(path, FIELDS, "student.engine=vllm"))
-    one_error_line(code, err, "student.engine is 'vllm' but vllm is not importable", "bash .ci/vllm-venv")
+    code, _, err = sgi(*file_args(path, FIELDS, *sets))
+    one_error_line(code, err, f"{key} is 'vllm' but vllm is not importable", "bash .ci/vllm-venv")
     assert not (tmp_path / "runs" / "default").exists()
 
 

@@ -9,6 +9,7 @@ nothing lost under injected faults, and no request sent twice.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -289,6 +290,58 @@ def test_injected_faults_are_retried_within_bounds_and_nothing_is_lost(tmp_path,
     store.close()
 
 
+FEW_ITEMS = ["task.gym.families={add_sub: 2, gcd: 2}"]  # 8 items: one batch of the label stage
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_a_server_refusing_the_schema_is_asked_in_plain_json(tmp_path, vllm_url):
+    """structured auto against a server without structured outputs (a 400 for any response_format):
+    the requests in flight are refused once and asked again without the schema at no cost in
+    retries, every later one goes plain, and each reply is parsed as any other. SmolLM2-135M
+    writes no JSON unguided (0 of 16 plain replies over four templates), so here the replies
+    end as recorded parse errors with their text and the items stay unlabelled, never guessed."""
+    with FaultProxy(vllm_url.removesuffix("/v1"), [None], refuse_schema=True) as proxy:
+        ctx = _context(tmp_path, proxy.base_url, *FEW_ITEMS, "teacher.llm.max_concurrency=4", "teacher.max_retries=0",
+                       "teacher.llm.max_tokens=48")
+        ctx.store.add_skills([Skill("addition", "adding whole numbers"), Skill("gcd", "greatest common divisor")],
+                             "llm")
+        ctx.store.start_stage(SETUP_ROUND, "label")
+        detail = stages.label_items(ctx)
+    items = ctx.store.items()
+    assert 1 <= proxy.seen["refused"] <= 4  # at most the requests in flight when the first 400 came back
+    tries = ctx.store.db.execute("SELECT status, error FROM teacher_calls").fetchall()
+    assert proxy.seen["ok"] == len(tries) == len(items)  # no retries allowed, yet every item had its plain try
+    assert all(status == "ok" or error.startswith("TeacherOutputError") for status, error in tries)
+    _ok_replies_parse(ctx.store)
+    assert ("unlabelled" in detail) == (len(ctx.store.labels()) < len(items))
+    ctx.store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_a_schema_refusal_under_structured_json_schema_stops_the_run_and_says_why(tmp_path, vllm_url):
+    """structured json_schema demands guided decoding: a refusal ends `sgi profile` (on Ray: the
+    teacher's actor raises it) with one line naming the setting, before anything is labelled."""
+    import subprocess
+    import sys
+
+    with FaultProxy(vllm_url.removesuffix("/v1"), [None], refuse_schema=True) as proxy:
+        sets = [*ITEMS_CONFIG, *FEW_ITEMS, f"runs_dir={tmp_path / 'runs'}", "warmup.enabled=false", "ray.num_cpus=2",
+                "teacher.kind=llm", f"teacher.llm.base_url={proxy.base_url}", f"teacher.llm.model={SERVED_NAME}",
+                "teacher.llm.structured=json_schema"]
+        cmd = [sys.executable, "-m", "sgi.orchestrator", "profile", *[a for s in sets for a in ("--set", s)]]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "teacher.llm.structured is 'json_schema' but the server refused" in line
+    assert "teacher.llm.structured: auto" in line and "Traceback" not in result.stderr
+    assert 1 <= proxy.seen["refused"] <= 8 and proxy.seen["ok"] == 0  # nothing went through without the schema
+    store = Store(tmp_path / "runs" / "default" / "sgi.duckdb", read_only=True)
+    assert store.stage_done(SETUP_ROUND, "task") and not store.stage_done(SETUP_ROUND, "label")  # resumable
+    store.close()
+
+
 @pytest.mark.slow
 @pytest.mark.vllm
 def test_sgi_profile_with_the_llm_teacher_on_ray_keeps_the_key_secret(tmp_path, vllm_url):
@@ -345,3 +398,70 @@ def test_the_local_teacher_answers_in_process_with_the_same_prompts_and_cache(tm
     assert sorted(again, key=repr) == sorted(labels, key=repr)
     assert len(store.db.execute("SELECT key FROM teacher_calls").fetchall()) == len(calls)
     store.close()
+
+
+# Run in the vLLM virtualenv: the local teacher labels and diagnoses items, then does both again;
+# then it labels an item beside one too long for the model in one batch.
+LOCAL_VLLM_TEACHER = """
+import dataclasses, json, sys
+from sgi.orchestrator import build
+from sgi.orchestrator.config import load_config
+from sgi.orchestrator.store import SETUP_ROUND, Store
+from sgi.skills.records import Case, Skill
+from sgi.workers.teachers import make_teacher
+
+cfg = load_config(None, json.loads(sys.argv[2]))
+store = Store(sys.argv[1])
+teacher = make_teacher(**build.teacher_args(cfg, store))
+items = build.build_task(cfg).load_items()
+catalogue = [Skill(name, description) for name, description in json.loads(sys.argv[3])]
+store.start_stage(SETUP_ROUND, "label")
+passes = []
+for _ in range(2):
+    labels = teacher.label(items[:6], catalogue)
+    labelled = {i.item_id: tuple(l.skill for l in labels if l.item_id == i.item_id) for i in items[:6]}
+    cases = [Case(i, output="0", extracted="0", skills=labelled[i.item_id]) for i in items[:6]]
+    diagnoses = teacher.diagnose(cases, {}, catalogue)
+    calls = store.db.execute("SELECT count(*) FROM teacher_calls").fetchone()[0]
+    passes.append({"labels": labelled, "diagnoses": {d.item_id: d.skills for d in diagnoses}, "calls": calls})
+too_long = dataclasses.replace(items[0], item_id="too-long", question="What is 1 + 1? " * 2000)
+mixed = sorted({l.item_id for l in teacher.label([too_long, items[6]], catalogue)})
+store.close()
+with open(sys.argv[4], "w") as out:  # not stdout: vLLM logs there
+    json.dump({"sender": type(teacher.complete.__self__.sender).__name__, "passes": passes, "mixed": mixed,
+               "mate": items[6].item_id}, out)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_the_local_teacher_on_vllm_answers_inside_the_schema_and_from_the_cache(tmp_path):
+    """teacher.local.engine vllm: vllm.LLM in the teacher's process, each reply's JSON schema
+    guiding decoding, so every reply parses and names only catalogue skills; a request vLLM
+    refuses (too long) fails alone, not the batch it was sent in."""
+    import subprocess
+
+    python = require_vllm()
+    catalogue = [["addition-subtraction", "adding and subtracting whole numbers"],
+                 ["gcd", "greatest common divisor"], ["lcm", "least common multiple"],
+                 ["multiplication", "multiplying whole numbers"]]
+    sets = [*ITEMS_CONFIG, "teacher.kind=local", "teacher.local.engine=vllm", "teacher.local.dtype=float32",
+            "teacher.max_retries=0"]
+    result = subprocess.run([str(python), "-c", LOCAL_VLLM_TEACHER, str(tmp_path / "sgi.duckdb"), json.dumps(sets),
+                             json.dumps(catalogue), str(tmp_path / "out.json")], capture_output=True, text=True,
+                            timeout=900, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1"})
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = json.loads((tmp_path / "out.json").read_text())
+    first, again = out["passes"]
+    assert out["sender"] == "VLLMLocalSender"
+    names = {name for name, _ in catalogue}
+    assert all(1 <= len(skills) <= 5 and set(skills) <= names for skills in first["labels"].values())
+    assert len(first["diagnoses"]) == len(first["labels"])
+    assert all(1 <= len(skills) <= 3 and set(skills) <= set(first["labels"][item])
+               for item, skills in first["diagnoses"].items())
+    assert again == first  # the second pass answered from the store, generating nothing
+    store = Store(tmp_path / "sgi.duckdb", read_only=True)
+    assert _ok_replies_parse(store) == first["calls"] + 1 == 13  # each request answered at its first try
+    ((error,),) = store.db.execute("SELECT error FROM teacher_calls WHERE status = 'error'").fetchall()
+    store.close()
+    assert "maximum context length" in error and out["mixed"] == [out["mate"]]  # its batch-mate answered

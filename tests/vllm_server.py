@@ -24,6 +24,10 @@ import pytest
 
 SERVED_NAME = "smollm2"
 START_TIMEOUT_S = 600
+# OpenAI's answer to a json_schema response_format for a model without structured outputs
+SCHEMA_REFUSAL = {"error": {"message": "Invalid parameter: 'response_format' of type 'json_schema' is not supported "
+                                       "with this model.", "type": "invalid_request_error",
+                            "param": "response_format", "code": None}}
 
 
 def vllm_python() -> Path | None:
@@ -99,12 +103,16 @@ class FaultProxy:
     passes through the schedule, and is forwarded after that: None forwards it;
     "500" answers a server error; "drop" closes the connection without an answer; "delay"
     waits `delay_s` (past the client's timeout) before forwarding; "truncate" forwards it
-    and cuts the model's reply text in half, as a model stopped mid-JSON would.
+    and cuts the model's reply text in half, as a model stopped mid-JSON would. With
+    `refuse_schema`, a request carrying a `response_format` is answered 400 first, as a
+    server without structured outputs does (counted as "refused", outside the schedule).
     """
 
-    def __init__(self, upstream: str, schedule: list[str | None], delay_s: float = 6.0, cycles: int | None = None):
+    def __init__(self, upstream: str, schedule: list[str | None], delay_s: float = 6.0, cycles: int | None = None,
+                 refuse_schema: bool = False):
         self.upstream = upstream.rstrip("/")
         self.schedule = schedule
+        self.refuse_schema = refuse_schema
         self.cycles = cycles
         self.delay_s = delay_s
         self.port = free_port()
@@ -127,11 +135,14 @@ class FaultProxy:
         from aiohttp import ClientSession, ClientTimeout, web
 
         async def handle(request: web.Request) -> web.StreamResponse:
+            body = await request.read()
+            if self.refuse_schema and "response_format" in json.loads(body):
+                self.seen["refused"] += 1
+                return web.json_response(SCHEMA_REFUSAL, status=400)
             spent = self.cycles is not None and self._n >= self.cycles * len(self.schedule)
             fault = None if spent else self.schedule[self._n % len(self.schedule)]
             self._n += 1
             self.seen[fault or "ok"] += 1
-            body = await request.read()
             if fault == "500":
                 return web.json_response({"error": {"message": "injected server error"}}, status=500)
             if fault == "drop":

@@ -8,6 +8,12 @@ client, which itself retries 429s, 5xx, timeouts and dropped connections with ba
 (`max_retries`). A reply that does not parse into its model is asked again with another
 seed, up to `parse_retries` times, then given up as an error that keeps the raw text.
 
+Each request carries its reply's JSON schema for guided decoding (`structured`). Under
+`auto`, a server that refuses it (a 400 naming response_format, json_schema, ...) is
+asked the same in plain JSON, which the prompts ask for too, and no schema is sent
+again: at most the requests in flight then (`max_concurrency`) are refused, and a
+refusal costs no retry. Under `json_schema` a refusal stops the run (`TeacherRefused`).
+
 Every call is recorded in the run's store (`teacher_calls`, through the store actor on
 Ray): usable replies by a key over (model, template, messages, schema, sampling), so a
 resumed or repeated run sends no request twice; failures with their error and raw text,
@@ -24,7 +30,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sgi.skills.interfaces import TeacherOutputError
+from sgi.skills.interfaces import TeacherOutputError, TeacherRefused
 from sgi.skills.llm_teacher import ChatReply, ChatRequest
 
 FLUSH_EVERY = 16  # calls buffered before they are written to the store
@@ -128,12 +134,10 @@ class ChatClient:
             start = time.perf_counter()
             text, usage = "", None
             try:
-                text, usage = await self.sender(self._body(request, temperature, seed))
+                text, usage = await self._send(self._body(request, temperature, seed))
                 self.sent += 1
                 value = request.parse(text)
             except (*self.sender.errors, TeacherOutputError, ValueError) as err:
-                if isinstance(err, getattr(self.sender, "refusal", ())) and self._schema_refused(err):
-                    self.structured = "off"  # this server has no guided decoding: ask in plain JSON
                 error = _describe(err)
                 buffer.append(self._row(key, attempt, request, "error", text, error, usage, start))
                 continue
@@ -149,8 +153,21 @@ class ChatClient:
                 "name": request.template.replace(".", "_"), "schema": request.schema, "strict": True}}
         return body
 
-    def _schema_refused(self, err: Exception) -> bool:
-        return self.structured == "auto" and any(word in str(err).lower() for word in _SCHEMA_REFUSED)
+    async def _send(self, body: dict[str, Any]) -> tuple[str, Any]:
+        """The reply's text and usage. A server without guided decoding refusing the schema is,
+        under `auto`, asked the same in plain JSON, now and from then on (the prompts ask for
+        JSON too); under `json_schema` that stops the run rather than degrade it."""
+        try:
+            return await self.sender(body)
+        except getattr(self.sender, "refusal", ()) as err:
+            if "response_format" not in body or not any(word in str(err).lower() for word in _SCHEMA_REFUSED):
+                raise
+            if self.structured == "json_schema":
+                raise TeacherRefused(f"teacher.llm.structured is 'json_schema' but the server refused the reply's "
+                                     f"schema ({_describe(err)}); set teacher.llm.structured: auto to fall back "
+                                     "to plain JSON") from None
+            self.structured = "off"
+            return await self.sender({key: value for key, value in body.items() if key != "response_format"})
 
     def _row(self, key: str, attempt: int, request: ChatRequest, status: str, text: str, error: str,
              usage: Any, start: float) -> tuple:

