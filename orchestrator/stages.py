@@ -460,9 +460,8 @@ def _compose_tokens(ctx: Context, round_: int, collab: Any, items: Sequence[Item
     alone = next(o for o in points["probe"] if o.threshold == ALONE)
     chosen = routing.pick(points["probe"], ctx.cfg.compose.target * alone.accuracy).threshold
     ctx.store.add_routes(round_, [_token_route(r, chosen, key) for r in by_split["test"][chosen]])
-    shown = lambda t: 1.0 + 1e-9 if t == ALONE else t  # noqa: E731 -- as the other routers' "escalate all"
-    ctx.store.add_compose_curve(round_, [("token", split, shown(o.threshold), o.escalation, o.accuracy, o.seconds,
-                                          o.threshold == chosen) for split, at in points.items() for o in at])
+    ctx.store.add_compose_curve(round_, [("token", split, _curve_threshold(o.threshold), o.escalation, o.accuracy,
+                                          o.seconds, o.threshold == chosen) for split, at in points.items() for o in at])
     at = next(o for o in points["test"] if o.threshold == chosen)
     return f"token {at.accuracy:.3f} at {at.escalation:.0%} of tokens (t = {chosen:g})"
 
@@ -481,6 +480,12 @@ def _solve_tokens(ctx: Context, items: Sequence[Item], collab: Any, key: str, ro
                 (s.item_id, s.text, answers[s.item_id], ctx.task.is_correct(by_id[s.item_id], answers[s.item_id]),
                  s.n_tokens, s.large_tokens, s.seconds) for s in solved])
             advance(len(batch))
+
+
+def _curve_threshold(threshold: float) -> float:
+    """The larger model alone is drawn as the other routers' "escalate everything" point (a
+    finite number: the report's figures travel as JSON)."""
+    return 1.0 + 1e-9 if threshold == ALONE else threshold
 
 
 def _token_route(row: Any, threshold: float, key: str) -> tuple:
