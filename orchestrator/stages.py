@@ -11,7 +11,7 @@ import hashlib
 import json
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -467,19 +467,17 @@ def _compose_tokens(ctx: Context, round_: int, collab: Any, items: Sequence[Item
 
 
 def _solve_tokens(ctx: Context, items: Sequence[Item], collab: Any, key: str, round_: int, threshold: float) -> None:
-    done = ctx.store.token_solved_ids(round_, key, threshold)
-    todo = [i for i in items if i.item_id not in done]
+    def solve(batch: Sequence[Item]) -> None:
+        by_id = {i.item_id: i for i in batch}
+        solved = collab.generate(list(by_id), _prompts(ctx, batch), threshold)
+        answers = {s.item_id: ctx.task.extract(by_id[s.item_id], s.text) for s in solved}
+        ctx.store.add_token_solutions(round_, key, threshold, [
+            (s.item_id, s.text, answers[s.item_id], ctx.task.is_correct(by_id[s.item_id], answers[s.item_id]),
+             s.n_tokens, s.large_tokens, s.seconds) for s in solved])
+
     label = "larger model alone" if threshold == ALONE else f"token-level with the larger model, t = {threshold:g}"
-    with ctx.reporter.bar(f"{_round_label(round_)}: {label}", len(items)) as advance:
-        advance(len(items) - len(todo))
-        for batch in _batches(todo, ctx.cfg.student.batch_size):
-            by_id = {i.item_id: i for i in batch}
-            solved = collab.generate(list(by_id), _prompts(ctx, batch), threshold)
-            answers = {s.item_id: ctx.task.extract(by_id[s.item_id], s.text) for s in solved}
-            ctx.store.add_token_solutions(round_, key, threshold, [
-                (s.item_id, s.text, answers[s.item_id], ctx.task.is_correct(by_id[s.item_id], answers[s.item_id]),
-                 s.n_tokens, s.large_tokens, s.seconds) for s in solved])
-            advance(len(batch))
+    _resumable(ctx, f"{_round_label(round_)}: {label}", items, ctx.store.token_solved_ids(round_, key, threshold),
+               solve)
 
 
 def _curve_threshold(threshold: float) -> float:
@@ -503,7 +501,11 @@ def token_model_key(cfg: Any) -> str:
     """What the larger model's answers are stored under: a digest of what shapes them."""
     settings = {"model": cfg.compose.token.model, "system_prompt": cfg.student.system_prompt,
                 "max_new_tokens": cfg.student.max_new_tokens, "kshot": cfg.student.kshot}
-    return "larger-model@" + hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return f"larger-model@{_digest(settings)}"
+
+
+def _digest(settings: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def system2_label(key: str) -> str:
@@ -527,8 +529,7 @@ def system2_key(cfg: Any) -> str:
         settings = cfg.teacher.model_dump(mode="json")
     else:
         settings = c.self_consistency.model_dump(mode="json")
-    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{c.system2}@{digest}"
+    return f"{c.system2}@{_digest(settings)}"
 
 
 def compose_items(ctx: Context, split: str) -> list[Item]:
@@ -543,16 +544,25 @@ def compose_items(ctx: Context, split: str) -> list[Item]:
 
 
 def _solve_system2(ctx: Context, items: Sequence[Item], solver: Any, name: str, s2_round: int) -> None:
-    done = ctx.store.solved_ids(s2_round, name)
+    def solve(batch: Sequence[Item]) -> None:
+        by_id = {i.item_id: i for i in batch}
+        ctx.store.add_solutions(s2_round, name, [
+            (s.item_id, s.output, s.answer, ctx.task.is_correct(by_id[s.item_id], s.answer), s.n_tokens,
+             s.seconds, None, None, None) for s in solver.solve(batch)])
+
+    _resumable(ctx, f"{_round_label(s2_round)}: {system2_label(name)}", items, ctx.store.solved_ids(s2_round, name),
+               solve)
+
+
+def _resumable(ctx: Context, title: str, items: Sequence[Item], done: set[str],
+               work: Callable[[Sequence[Item]], None]) -> None:
+    """`work` on the items not `done`, a student batch at a time (each batch writes its own
+    results, so a killed stage resumes after the last batch written), with a progress bar."""
     todo = [i for i in items if i.item_id not in done]
-    by_id = {i.item_id: i for i in todo}
-    with ctx.reporter.bar(f"{_round_label(s2_round)}: {system2_label(name)}", len(items)) as advance:
+    with ctx.reporter.bar(title, len(items)) as advance:
         advance(len(items) - len(todo))
         for batch in _batches(todo, ctx.cfg.student.batch_size):
-            solved = solver.solve(batch)
-            ctx.store.add_solutions(s2_round, name, [
-                (s.item_id, s.output, s.answer, ctx.task.is_correct(by_id[s.item_id], s.answer), s.n_tokens,
-                 s.seconds, None, None, None) for s in solved])
+            work(batch)
             advance(len(batch))
 
 

@@ -22,7 +22,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from sgi.skills.records import TokenSolved
-from sgi.workers.student import TransformersStudent
+from sgi.workers.student import TransformersStudent, answer_lengths, by_length
 
 
 class TokenCollaboration:
@@ -45,9 +45,8 @@ class TokenCollaboration:
 
     def generate(self, item_ids: Sequence[str], prompts: Sequence[str], threshold: float) -> list[TokenSolved]:
         """One greedy answer per prompt, in order; similar lengths share a batch."""
-        tokenizer = self.student.tokenizer
         texts = [self.student.render(p) for p in prompts]
-        order = sorted(range(len(texts)), key=lambda i: len(tokenizer(texts[i], add_special_tokens=False).input_ids))
+        order = by_length(self.student.tokenizer, texts)
         out: dict[int, TokenSolved] = {}
         size = self.student.batch_size
         for start in range(0, len(order), size):
@@ -92,13 +91,8 @@ class TokenCollaboration:
             if done.all():
                 break
         new, chose = ids[:, prompt_len:], torch.stack(from_large, dim=1)
-        results = []
-        for r in range(len(texts)):
-            eos_at = torch.isin(new[r], eos).nonzero()
-            n = int(eos_at[0]) + 1 if len(eos_at) else new.shape[1]
-            results.append((s.tokenizer.decode(new[r, :n], skip_special_tokens=True).strip(), n,
-                            int(chose[r, :n].sum())))
-        return results
+        return [(s.tokenizer.decode(new[r, :n], skip_special_tokens=True).strip(), n, int(chose[r, :n].sum()))
+                for r, n in enumerate(answer_lengths(new, s.eos_ids))]
 
     def _read(self, model, cache, ids, mask, positions, fed: int) -> torch.Tensor:
         """The model's next-token logits after reading the columns of `ids` from `fed` on."""

@@ -75,8 +75,7 @@ class TransformersStudent:
         if len(item_ids) != len(prompts):
             raise ValueError(f"{len(item_ids)} item ids for {len(prompts)} prompts")
         texts = [self.render(p) for p in prompts]
-        # Similar lengths share a batch so little compute goes to padding; output order is restored below.
-        order = sorted(range(len(texts)), key=lambda i: len(self.tokenizer(texts[i], add_special_tokens=False).input_ids))
+        order = by_length(self.tokenizer, texts)  # output order is restored below
         out: dict[tuple[int, int], Generation] = {}
         rows = [(i, 0) for i in order]
         for start in range(0, len(rows), self.batch_size):
@@ -114,10 +113,7 @@ class TransformersStudent:
         top2 = dist.topk(2, dim=-1).values  # [rows, steps, 2]
         margins = top2[..., 0] - top2[..., 1]
         del dist
-        is_eos = torch.isin(new, torch.tensor(self.eos_ids, device=new.device))
-        for r, (i, s) in enumerate(rows):
-            eos_at = is_eos[r].nonzero()
-            n = int(eos_at[0]) + 1 if len(eos_at) else new.shape[1]  # rows after EOS hold padding
+        for r, ((i, s), n) in enumerate(zip(rows, answer_lengths(new, self.eos_ids))):
             p = probs[r, :n]
             out[(i, s)] = Generation(
                 item_id=item_ids[i],
@@ -140,6 +136,19 @@ def render_chat(tokenizer, system_prompt: str | None, user_text: str,
         messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
     messages.append({"role": "user", "content": user_text})
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def by_length(tokenizer, texts: Sequence[str]) -> list[int]:
+    """Indices of `texts`, shortest first: similar lengths then share a batch, so little
+    compute goes to padding."""
+    return sorted(range(len(texts)), key=lambda i: len(tokenizer(texts[i], add_special_tokens=False).input_ids))
+
+
+def answer_lengths(new: torch.Tensor, eos_ids: Sequence[int]) -> list[int]:
+    """Per generated row [rows, steps]: its tokens up to and including the first EOS (what
+    follows is padding), or all of them if it never ended."""
+    is_eos = torch.isin(new, torch.tensor(eos_ids, device=new.device))
+    return [int(row.nonzero()[0]) + 1 if row.any() else new.shape[1] for row in is_eos]
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
