@@ -138,6 +138,7 @@ class Session:
         from sgi.workers.models import resolve_student
 
         self.base_model = resolve_student(cfg.student.model)  # a wrong model path fails before any work
+        self.larger_model = self._larger_model()  # so does a token-level partner it cannot decode with
         if cfg.student.engine == "vllm":
             _require_vllm("student.engine")
         if cfg.teacher.kind == "local" and cfg.teacher.local.engine == "vllm":
@@ -355,19 +356,34 @@ class Session:
             self._writer = self._spawn("program-writer", TransformersStudent, args)  # no CPU reserved, as above
         return solvers.ProgramSolver(self._writer, self.cfg.student.batch_size)
 
+    def _larger_model(self) -> Path | None:
+        """compose.token.model's folder, checked against the student's tokenizer (None: off)."""
+        if self.cfg.compose.token.model is None:
+            return None
+        from transformers import AutoTokenizer
+
+        from sgi.workers.collab import require_shared_tokenizer
+        from sgi.workers.models import resolve_student
+
+        path = resolve_student(self.cfg.compose.token.model, role="compose.token.model")
+        try:
+            require_shared_tokenizer(AutoTokenizer.from_pretrained(self.base_model), AutoTokenizer.from_pretrained(path),
+                                     path)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        return path
+
     def token_collab(self, model: Path) -> Any:
         """The student at `model` paired with compose.token.model (None when that is off)."""
-        larger = self.cfg.compose.token.model
-        if larger is None:
+        if self.larger_model is None:
             return None
-        return actors.Lazy(lambda: self._token_collab(model, larger))
+        return actors.Lazy(lambda: self._token_collab(model))
 
-    def _token_collab(self, model: Path, larger: str) -> Any:
+    def _token_collab(self, model: Path) -> Any:
         if self._collab is None:
             from sgi.workers.collab import TokenCollaboration
-            from sgi.workers.models import resolve_student
 
-            args = {"large_path": str(resolve_student(larger)), **build.student_args(self.cfg, str(model))}
+            args = {"large_path": str(self.larger_model), **build.student_args(self.cfg, str(model))}
             self._collab = self._spawn("token-collaboration", TokenCollaboration, args)  # no CPU reserved, as above
         return self._collab
 

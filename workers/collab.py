@@ -25,17 +25,21 @@ from sgi.skills.records import TokenSolved
 from sgi.workers.student import TransformersStudent, answer_lengths, by_length
 
 
+def require_shared_tokenizer(student_tokenizer, large_tokenizer, large_path: str | Path) -> None:
+    """Token-level collaboration hands token ids between the models: one vocabulary or none."""
+    if large_tokenizer.get_vocab() != student_tokenizer.get_vocab():
+        raise ValueError(f"compose.token.model {large_path}: its tokenizer differs from the student's "
+                         f"({len(large_tokenizer)} vs {len(student_tokenizer)} tokens); token-level "
+                         "collaboration needs one vocabulary (compose item by item instead)")
+
+
 class TokenCollaboration:
     """A `TransformersStudent` and a larger causal LM decoding one answer together."""
 
     def __init__(self, large_path: str | Path, **student_args) -> None:
         """`student_args`: a `TransformersStudent`'s; the larger model runs on its device and dtype."""
         self.student = TransformersStudent(**student_args)
-        large_tokenizer = AutoTokenizer.from_pretrained(large_path)
-        if large_tokenizer.get_vocab() != self.student.tokenizer.get_vocab():
-            raise ValueError(f"compose.token.model {large_path}: its tokenizer differs from the student's "
-                             f"({len(large_tokenizer)} vs {len(self.student.tokenizer)} tokens); token-level "
-                             "collaboration needs one vocabulary (compose item by item instead)")
+        require_shared_tokenizer(self.student.tokenizer, AutoTokenizer.from_pretrained(large_path), large_path)
         small = self.student.model
         large = AutoModelForCausalLM.from_pretrained(large_path, dtype=torch.float32)
         self.large = large.to(self.student.device, small.dtype).eval()

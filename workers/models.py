@@ -55,7 +55,7 @@ def resolve_dtype(dtype: str) -> str:
     return dtype
 
 
-def resolve_student(model: str = DEFAULT_STUDENT, cache_dir: Path | None = None) -> Path:
+def resolve_student(model: str = DEFAULT_STUDENT, cache_dir: Path | None = None, role: str = "student model") -> Path:
     """A folder `AutoModelForCausalLM.from_pretrained` can load for `model`.
 
     "smollm2" converts the shipped GGUF once (cached under `cache_dir` or `cache_root()`,
@@ -67,7 +67,7 @@ def resolve_student(model: str = DEFAULT_STUDENT, cache_dir: Path | None = None)
     if not (path / "config.json").is_file():
         what = "does not exist" if not path.exists() else "has no config.json"
         raise ModelNotFoundError(
-            f"student model {str(path)!r} {what}: give a Hugging Face causal-LM folder "
+            f"{role} {str(path)!r} {what}: give a Hugging Face causal-LM folder "
             f"(config.json + weights + tokenizer) or use {DEFAULT_STUDENT!r} for the shipped SmolLM2-135M"
         )
     return path
