@@ -15,6 +15,7 @@ import argparse
 import random
 import time
 
+from sgi.orchestrator.config import StudentConfig
 from sgi.workers.collab import TokenCollaboration
 from sgi.workers.models import resolve_student
 from sgi.workers.student import TransformersStudent
@@ -32,7 +33,7 @@ def main() -> None:
     rng = random.Random(0)
     questions = [f"What is {rng.randint(2, 999)} {rng.choice('+-*')} {rng.randint(2, 99)}?" for _ in range(args.items)]
     ids = [f"q{i}" for i in range(args.items)]
-    common = {"system_prompt": "You are a careful math student. Reply with only the final answer.",
+    common = {"system_prompt": StudentConfig().system_prompt,
               "batch_size": 16, "max_new_tokens": 16, "dtype": args.dtype}
     student_path, larger_path = resolve_student(args.student), resolve_student(args.larger)
 

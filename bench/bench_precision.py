@@ -22,11 +22,12 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from sgi.orchestrator.config import StudentConfig
 from sgi.workers.models import native_bf16, resolve_student
 from sgi.workers.student import TransformersStudent
-from sgi.workers.trainer import LORA_TARGETS, _collate, _encode
+from sgi.workers.trainer import LORA_TARGETS, _answer_loss, _collate, _encode
 
-SYSTEM = "You are a careful math student. Reply with only the final answer."
+SYSTEM = StudentConfig().system_prompt
 
 
 def main() -> None:
@@ -85,7 +86,8 @@ def _train_step(path, batch, *, bf16: bool) -> float:
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-4)
     start = time.perf_counter()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        loss = model(**batch, use_cache=False).loss
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        loss = _answer_loss(model(**inputs, use_cache=False), batch["labels"])  # as train_lora computes it
     loss.backward()
     optim.step()
     return time.perf_counter() - start

@@ -57,7 +57,7 @@ from sgi.workers.models import resolve_student
 from sgi.workers.student import render_chat
 from sgi.workers.trainer import IGNORE, LORA_TARGETS, _batch_at, _collate, _encode, train_lora
 
-SYSTEM = "You are a careful math student. Reply with only the final answer."  # the config's default
+SYSTEM = "You are a careful math student. Reply with only the final answer."  # the config's default when measured
 LR, LORA_R, LORA_ALPHA, SEED = 5e-4, 16, 32, 0
 
 
@@ -304,6 +304,11 @@ def run_ours(ctx: dict, tick: Callable[[], None]) -> tuple[list[float], str]:
     return m["losses"], "train_lora, state_every=0 (its end-of-run save of adapter + merged model is untimed)"
 
 
+def _full_logits(batch: dict) -> dict:
+    """A batch of ours without `logits_to_keep`, for the plain Trainer (which lets the model compute its loss)."""
+    return {k: v for k, v in batch.items() if k != "logits_to_keep"}
+
+
 def run_trainer(ctx: dict, tick: Callable[[], None]) -> tuple[list[float], str]:
     from transformers import Trainer, TrainingArguments
 
@@ -312,8 +317,8 @@ def run_trainer(ctx: dict, tick: Callable[[], None]) -> tuple[list[float], str]:
     rows = [{"input_ids": ids, "labels": lab} for ids, lab in ctx["enc"]]
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
-    def collate(batch):
-        return _collate([(r["input_ids"], r["labels"]) for r in batch], pad_id)
+    def collate(batch):  # the stock Trainer's loss: the model's own, over full logits
+        return _full_logits(_collate([(r["input_ids"], r["labels"]) for r in batch], pad_id))
 
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as d:
         trainer = _with_losses(Trainer)(
@@ -492,8 +497,8 @@ def _resume_trainer(console, ctx, steps, cut):
     rows = [{"input_ids": ids, "labels": lab}
             for ids, lab in (_encode(tok, SYSTEM, q, a, ctx["max_len"]) for q, a in ctx["examples"])]
 
-    def collate(batch):
-        return _collate([(r["input_ids"], r["labels"]) for r in batch], pad_id)
+    def collate(batch):  # the stock Trainer's loss: the model's own, over full logits
+        return _full_logits(_collate([(r["input_ids"], r["labels"]) for r in batch], pad_id))
 
     def make(out_dir, seen, **over):
         model = _peft_model(ctx["model_path"])

@@ -81,7 +81,10 @@ class TaskConfig(Section):
 
 class StudentConfig(Section):
     model: str = Field("smollm2", description="'smollm2' (shipped) or a local HF causal-LM folder")
-    system_prompt: str = "You are a careful math student. Reply with only the final answer."
+    # Short on purpose: the system prompt is in every training sequence, and the old one
+    # ("You are a careful math student. Reply with only the final answer.", 15 tokens) was a
+    # third of an average example (docs/benchmarks.md, "Training cost").
+    system_prompt: str = "Answer only."
     batch_size: int = Field(16, ge=1)
     max_new_tokens: int = Field(16, ge=1, le=2048)
     dtype: Literal["auto", "bfloat16", "float32"] = Field(

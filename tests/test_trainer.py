@@ -10,6 +10,7 @@ import random
 
 import pytest
 
+from sgi.workers.models import resolve_student
 from sgi.workers.trainer import IGNORE, _batch_at, _collate
 
 SYSTEM = "Give only the final answer."
@@ -26,6 +27,27 @@ def test_collate_pads_right_and_masks_padding():
     assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 8, 0]]
     assert batch["labels"].tolist() == [[IGNORE, IGNORE, 7], [IGNORE, 8, IGNORE]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    # only the positions whose next token is an answer token are projected onto the vocabulary
+    assert batch["logits_to_keep"].tolist() == [[False, True, False], [True, False, False]]
+
+
+def test_answer_loss_equals_the_models_own_loss():
+    """Projecting only the kept positions changes the cost, not the loss."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sgi.workers.trainer import _answer_loss, _encode
+
+    path = resolve_student()
+    tok, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path)
+    batch = _collate([_encode(tok, SYSTEM, q, a, 128) for q, a in _additions(0, 3) + [("What is 7 + 8?", "15")]],
+                     tok.eos_token_id)
+    with torch.no_grad():
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+        kept = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     logits_to_keep=batch["logits_to_keep"])
+    assert kept.logits.shape[0] == int((batch["labels"] != IGNORE).sum())  # answer tokens only, not every position
+    assert abs(float(_answer_loss(kept, batch["labels"])) - float(full)) < 1e-5
 
 
 def test_batches_are_seeded_full_epochs():
@@ -53,7 +75,6 @@ def test_length_grouped_batches_cover_each_epoch_and_pad_less():
 def test_encode_masks_the_prompt_and_ends_with_eos():
     from transformers import AutoTokenizer
 
-    from sgi.workers.models import resolve_student
     from sgi.workers.student import render_chat
     from sgi.workers.trainer import _encode
 
@@ -69,7 +90,6 @@ def test_encode_masks_the_prompt_and_ends_with_eos():
 
 @pytest.mark.slow
 def test_training_is_deterministic_for_a_seed(tmp_path):
-    from sgi.workers.models import resolve_student
     from sgi.workers.trainer import train_lora
 
     runs = []
@@ -83,7 +103,6 @@ def test_training_is_deterministic_for_a_seed(tmp_path):
 
 @pytest.mark.slow
 def test_lora_learns_two_digit_addition(tmp_path):
-    from sgi.workers.models import resolve_student
     from sgi.workers.student import TransformersStudent
     from sgi.workers.trainer import train_lora
 
@@ -112,7 +131,6 @@ def tiny_model(tmp_path_factory):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from sgi.workers.models import resolve_student
 
     base = resolve_student()
     config = AutoConfig.from_pretrained(base)
@@ -199,7 +217,6 @@ def test_metrics_record_every_step(tiny_model, tmp_path):
 def test_full_finetune_learns_and_writes_a_plain_model(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from sgi.workers.models import resolve_student
     from sgi.workers.trainer import train_lora
 
     # One fixed example repeated: memorising it drives the loss down within a few steps
