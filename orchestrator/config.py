@@ -189,6 +189,20 @@ class LoopConfig(Section):
     syn_per_pair: int = Field(2, ge=1, description="synthesized items per pair (stat-syn)")
     syn_share: float = Field(0.5, ge=0, le=1, description="share of synthetic items in stat-sel+syn")
     eta: float = Field(2.0, gt=0, description="skill-it: multiplicative-weights step on each round's missing rate")
+    weighting: Literal["paper", "learnability"] = Field(
+        "paper", description="stat-sel / stat-syn: 'paper' = k items per (difficult item, missing skill) pair; "
+                             "'learnability' = the budget split by missing count x accuracy above the floor x "
+                             "measured learning rate, plus uniform replay (skills/learnability.py)")
+    replay: float = Field(0.25, ge=0, le=1, description="learnability weighting: share of the budget drawn "
+                                                         "uniformly from the pool, against forgetting")
+    prior_examples: float = Field(100.0, ge=0, description="learnability weighting: training examples a skill's "
+                                                             "measured rate must see to outweigh the run-wide rate")
+
+    @model_validator(mode="after")
+    def _weighting_applies_to_stat(self) -> LoopConfig:
+        if self.weighting == "learnability" and self.strategy not in ("stat-sel", "stat-syn"):
+            raise ValueError(f"weighting 'learnability' applies to strategy stat-sel or stat-syn, not {self.strategy!r}")
+        return self
 
 
 class TrainConfig(Section):

@@ -7,6 +7,14 @@ FROM profiles WHERE round = ? ORDER BY missing_rate DESC, skill;
 -- name: skill_accuracy
 SELECT skill, accuracy FROM profiles WHERE round = ?;
 
+-- name: skill_states
+SELECT skill, accuracy, floor, missing FROM profiles WHERE round = ? ORDER BY skill;
+
+-- name: trained_per_skill
+-- Round $1's training examples per skill they are labelled with (an example counts for each).
+SELECT s.skill, count(*) FROM train_sets t JOIN item_skills s USING (item_id) WHERE t.round = ?
+GROUP BY s.skill ORDER BY s.skill;
+
 -- name: ledger
 SELECT round, stage, status, seconds, detail FROM ledger ORDER BY started_at, round;
 
@@ -82,6 +90,11 @@ SELECT path FROM checkpoints WHERE round = ?;
 SELECT r.round, r.test_accuracy, r.weakest_accuracy, r.general_accuracy, r.train_examples,
        (SELECT sum(seconds) FROM ledger l WHERE l.round = r.round) AS seconds
 FROM round_summary r ORDER BY r.round;
+
+-- name: family_evals
+-- Held-out accuracy per round and family of the split (what the study's per-family table reads).
+SELECT e.round, i.family, count(*) AS items, count(*) FILTER (WHERE e.correct) / count(*) AS accuracy
+FROM evals e JOIN items i USING (item_id) WHERE i.split = ? GROUP BY e.round, i.family ORDER BY e.round, i.family;
 
 -- name: skill_evals
 SELECT skill, items, correct, accuracy FROM skill_evals WHERE round = ? AND split = ? ORDER BY skill;

@@ -39,6 +39,9 @@ FIELD_STAGE: dict[str, tuple[int, str]] = {
     "loop.syn_per_pair": (0, "select"),
     "loop.syn_share": (0, "select"),
     "loop.eta": (0, "select"),
+    "loop.weighting": (0, "select"),
+    "loop.replay": (0, "select"),
+    "loop.prior_examples": (0, "select"),
     "train.bf16": (SETUP_ROUND, "warmup"),  # the warm-up trains with it too
     "train": (0, "select"),  # the budget (steps x batch) sizes the training set
 }

@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS train_sets (
     item_id  VARCHAR NOT NULL,
     skill    VARCHAR NOT NULL,            -- the missing skill it was chosen for ('' for baselines)
     cause    VARCHAR NOT NULL,            -- the difficult item that caused it ('' for baselines / fill)
-    reason   VARCHAR NOT NULL,            -- pair, fill, uniform, embed, synthetic
+    reason   VARCHAR NOT NULL,            -- pair, fill, uniform, embed, synthetic, mixture, targeted, replay
     strategy VARCHAR NOT NULL,
     PRIMARY KEY (round, position)
 );

@@ -270,13 +270,17 @@ def build_train_set(ctx: Context, round_: int, embedder: Any = None) -> str:
         chosen = selection.uniform([i.item_id for i in store.items("pool")], budget=budget, seed=seed)
     elif strategy == "embed-sel":
         chosen = _embed_sel(ctx, round_, embedder, budget, seed)
+    elif cfg.loop.weighting == "learnability":  # stat-sel or stat-syn
+        chosen = _learnable_set(ctx, round_, pairs, budget, seed)
     elif strategy == "stat-sel":
         chosen = selection.stat_sel(pairs, real_by_skill, k=cfg.loop.k, budget=budget, seed=seed)
     elif strategy == "skill-it":
         rates = [{p[0]: p[4] for p in store.profile(r)} for r in range(round_ + 1)]  # skill -> missing rate
         chosen = selection.skill_it(rates, real_by_skill, eta=cfg.loop.eta, budget=budget, seed=seed)
     else:  # stat-syn, stat-sel+syn
-        synthetic = synthesize(ctx, round_, pairs)
+        from sgi.skills import synthesis
+
+        synthetic = synthesize(ctx, round_, synthesis.stat_syn_requests(pairs, per_pair=cfg.loop.syn_per_pair))
         grown = _by_skill(ctx, store.items("pool") + store.items("synthetic"))
         room = budget - len(synthetic)
         rest = selection.stat_sel(pairs, grown, k=cfg.loop.k, budget=room, seed=seed) if room > 0 else []
@@ -289,6 +293,28 @@ def build_train_set(ctx: Context, round_: int, embedder: Any = None) -> str:
     for c in chosen:
         reasons[c.reason] += 1
     return f"{strategy}: {len(chosen)} examples (" + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) + ")"
+
+
+def _learnable_set(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]], budget: int, seed: int) -> list:
+    """STAT with learnability weights (`skills/learnability.py`): the weights from the profiles
+    of rounds 0..r and the training sets of rounds < r, all in the store; stat-syn writes the
+    targeted share's items first, spread over each skill's difficult items."""
+    from sgi.skills import learnability, selection, synthesis
+
+    cfg, store = ctx.cfg, ctx.store
+    weights = learnability.skill_weights([store.skill_states(r) for r in range(round_ + 1)],
+                                         [store.trained_per_skill(r) for r in range(round_)], cfg.loop.prior_examples)
+    shown = ", ".join(f"{s} {w:.2f}" for s, w in sorted(weights.items(), key=lambda kv: -kv[1])[:8])
+    store.log(round_, "select", f"learnability weights: {shown or 'none (every skill at its floor or mastered)'}")
+    pool = store.items("pool")
+    synthetic = []
+    if cfg.loop.strategy == "stat-syn":
+        targeted = budget - round(budget * cfg.loop.replay) if weights else 0
+        counts = selection.allocate(weights, targeted)
+        synthetic = synthesize(ctx, round_, synthesis.weighted_requests(pairs, counts))
+    by_skill = _by_skill(ctx, pool + store.items("synthetic") if synthetic else pool)
+    return selection.weighted_sel(pairs, by_skill, [i.item_id for i in pool], weights, budget=budget,
+                                  replay=cfg.loop.replay, seed=seed, synthetic=synthetic)
 
 
 def _by_skill(ctx: Context, items: Sequence[Item]) -> dict[str, list[str]]:
@@ -313,8 +339,8 @@ def _embed_sel(ctx: Context, round_: int, embedder: Any, budget: int, seed: int)
     )
 
 
-def synthesize(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]]) -> list:
-    """STAT-Syn: new items per (difficult item, missing skill), kept only when verified.
+def synthesize(ctx: Context, round_: int, requests: Sequence[tuple[str, str, int]]) -> list:
+    """STAT-Syn: new items per request (skill, difficult item, how many), kept only when verified.
 
     Kept items join the store as split 'synthetic', labelled by the teacher, and stay
     there for later rounds beside the real pool (never replacing it). Each request is
@@ -330,7 +356,6 @@ def synthesize(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]]) -> l
     catalogue = store.catalogue()
     names = {s.name for s in catalogue}
     described = {s.name: s.description for s in catalogue}
-    requests = synthesis.stat_syn_requests(pairs, per_pair=cfg.loop.syn_per_pair)
     answered = {(skill, cause) for skill, cause, *_ in store.synthesized(round_)}
     with ctx.reporter.bar(f"round {round_}: synthesizing", len(requests)) as advance:
         for n, (skill, cause, count) in enumerate(requests):

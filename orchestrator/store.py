@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from sgi.skills.learnability import SkillState
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 
 SCHEMA_VERSION = 6
@@ -440,6 +441,15 @@ class Store:
     def skill_accuracy(self, round_: int) -> dict[str, float]:
         return dict(self._query("skill_accuracy", [round_]))
 
+    def skill_states(self, round_: int) -> dict[str, SkillState]:
+        """The round's MSP as the learnability weights read it: skill -> accuracy, floor, missing."""
+        return {skill: SkillState(accuracy, floor, missing)
+                for skill, accuracy, floor, missing in self._query("skill_states", [round_])}
+
+    def trained_per_skill(self, round_: int) -> dict[str, int]:
+        """Skill -> the round's training examples labelled with it."""
+        return dict(self._query("trained_per_skill", [round_]))
+
     def missing_pairs(self, round_: int) -> list[tuple[str, str]]:
         """(difficult item, missing skill) pairs of the round's diagnoses."""
         return self._query("missing_pairs", [round_])
@@ -458,6 +468,13 @@ class Store:
     def round_summary(self) -> list[tuple]:
         """(round, test acc, weakest-third acc, general acc, train examples, seconds) per round."""
         return self._query("round_summary")
+
+    def family_evals(self, split: str = "test") -> dict[int, dict[str, float]]:
+        """round -> family -> held-out accuracy on `split`."""
+        out: dict[int, dict[str, float]] = {}
+        for round_, family, _items, accuracy in self._query("family_evals", [split]):
+            out.setdefault(round_, {})[family] = accuracy
+        return out
 
     def skill_evals(self, round_: int, split: str = "test") -> list[tuple]:
         return self._query("skill_evals", [round_, split])

@@ -1,4 +1,5 @@
-"""Training sets for a round: STAT-Sel, a Skill-It-style mixture, and the uniform and Embed-Sel baselines.
+"""Training sets for a round: STAT-Sel (paper rule or learnability-weighted), a Skill-It-style
+mixture, and the uniform and Embed-Sel baselines.
 
 Every builder returns exactly `budget` examples (steps x batch size), so methods are
 compared on the same amount of training, and is deterministic for a seed:
@@ -30,7 +31,7 @@ class Selected:
     item_id: str
     skill: str  # the skill it was chosen for ("" for uniform / embed-sel)
     cause: str  # the difficult item that caused it ("" for uniform, mixture and fill)
-    reason: str  # "pair" | "fill" | "uniform" | "embed" | "synthetic" | "mixture"
+    reason: str  # "pair" | "fill" | "uniform" | "embed" | "synthetic" | "mixture" | "targeted" | "replay"
 
 
 def stat_sel(
@@ -69,6 +70,65 @@ def stat_sel(
         return [Selected(decks[s].draw(), s, "", "fill") for s in drawn]
 
     return _fit(list(picked.values()), budget, rng, fill)
+
+
+def weighted_sel(
+    pairs: Sequence[tuple[str, str]],
+    pool_by_skill: Mapping[str, Sequence[str]],
+    pool_ids: Sequence[str],
+    weights: Mapping[str, float],
+    *,
+    budget: int,
+    replay: float,
+    seed: int,
+    synthetic: Sequence[Selected] = (),
+) -> list[Selected]:
+    """Learnability-aware STAT: the budget split over skills by `weights`, plus uniform replay.
+
+    `replay` of the budget is drawn uniformly from `pool_ids` (reason "replay", against
+    forgetting); the rest goes to the weighted skills that have items, by largest
+    remainder of its size times the weight (`skills/learnability.py` says how the weights
+    come about). A skill's share takes its `synthetic` items first (STAT-Syn), then pool
+    items labelled with it, fresh ones first; each is stored with the skill and, in turn,
+    one of the difficult items that named it (reason "targeted"). No weighted skill with
+    items: the whole budget is replay.
+    """
+    _check(budget=budget)
+    if not 0.0 <= replay <= 1.0:
+        raise ValueError(f"replay share must be in [0, 1], got {replay}")
+    if not pool_ids:
+        raise ValueError("cannot build a training set: the training pool is empty")
+    written: dict[str, list[Selected]] = {}
+    for item in synthetic:
+        written.setdefault(item.skill, []).append(item)
+    usable = {s: w for s, w in weights.items() if pool_by_skill.get(s) or written.get(s)}
+    n_replay = round(budget * replay) if allocate(usable, 1) else budget
+    counts = allocate(usable, budget - n_replay)
+    causes: dict[str, list[str]] = {}
+    for cause, skill in dict.fromkeys(pairs):
+        causes.setdefault(skill, []).append(cause)
+    rng = random.Random(seed)
+    used = {item.item_id for items in written.values() for item in items}
+    chosen: list[Selected] = []
+    for skill, n in counts.items():
+        own = written.get(skill, [])[:n]
+        chosen += own
+        deck = _Deck(pool_by_skill.get(skill) or [i.item_id for i in own], rng, used)
+        reasons = causes.get(skill, [""])
+        chosen += [Selected(deck.draw(), skill, reasons[k % len(reasons)], "targeted") for k in range(n - len(own))]
+    replay_deck = _Deck(pool_ids, rng, used)
+    return chosen + [Selected(replay_deck.draw(), "", "", "replay") for _ in range(n_replay)]
+
+
+def allocate(weights: Mapping[str, float], total: int) -> dict[str, int]:
+    """`total` examples split over the skills of positive weight (in name order) by largest
+    remainder of total * w / sum(w); empty when no weight is positive."""
+    skills = sorted(s for s, w in weights.items() if w > 0)
+    if not skills or total <= 0:
+        return {}
+    shares = np.array([weights[s] for s in skills], dtype=float)
+    counts = _largest_remainder(shares / shares.sum() * total, total)
+    return {s: n for s, n in zip(skills, counts) if n > 0}
 
 
 def skill_it(

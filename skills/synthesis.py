@@ -13,7 +13,7 @@ Synthetic items add to the real pool; they never replace it.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from sgi.skills.records import Candidate
 
@@ -33,6 +33,23 @@ def stat_syn_requests(pairs: Iterable[tuple[str, str]], *, per_pair: int = 2) ->
     if per_pair < 1:
         raise ValueError(f"per_pair (synthetic items per pair) must be >= 1, got {per_pair}")
     return [(skill, cause, per_pair) for cause, skill in dict.fromkeys(pairs)]
+
+
+def weighted_requests(pairs: Iterable[tuple[str, str]], counts: Mapping[str, int]) -> list[tuple[str, str, int]]:
+    """(skill, cause item id, how many): each skill's count spread evenly over the distinct
+    difficult items that named it (the first ones take the remainder); a skill without a
+    pair asks nothing."""
+    causes: dict[str, list[str]] = {}
+    for cause, skill in dict.fromkeys(pairs):
+        causes.setdefault(skill, []).append(cause)
+    requests = []
+    for skill in sorted(counts):
+        named = causes.get(skill, [])
+        for k, cause in enumerate(named):
+            n = counts[skill] // len(named) + (k < counts[skill] % len(named))
+            if n > 0:
+                requests.append((skill, cause, n))
+    return requests
 
 
 def novel(candidates: Iterable[Candidate], existing_questions: Collection[str]) -> list[Candidate]:

@@ -95,16 +95,31 @@ def test_evals_per_round_and_the_student_learns(two_rounds):
     assert accuracy[1] > accuracy[-1], accuracy
 
 
-@pytest.mark.parametrize("strategy", ["stat-syn", "embed-sel", "uniform", "skill-it"])
+@pytest.mark.parametrize("strategy", ["stat-syn", "embed-sel", "uniform", "skill-it", "stat-syn+learn"])
 def test_other_strategies_one_round_inline(tmp_path, strategy):
-    store = run_sgi(tmp_path, strategy, [f"loop.strategy={strategy}", "loop.rounds=1", "warmup.enabled=false",
-                                          "train.steps=2", "train.batch_size=4", "ray.enabled=false",
-                                          "compose.enabled=false", *FEW_HELD_OUT])
+    name, _, learn = strategy.partition("+")
+    weighting = ["loop.weighting=learnability", "loop.replay=0.5"] if learn else []
+    store = run_sgi(tmp_path, name, [f"loop.strategy={name}", *weighting, "loop.rounds=1", "warmup.enabled=false",
+                                     "train.steps=2", "train.batch_size=4", "ray.enabled=false",
+                                     "compose.enabled=false", *FEW_HELD_OUT])
     try:
         train = store.train_set(0)
         assert len(train) == 8
         reasons = {r[5] for r in train}
-        if strategy == "stat-syn":
+        if learn:  # the split the store's own profile gives: replay half, the rest by learnability weight
+            from sgi.skills.learnability import skill_weights
+            from sgi.skills.selection import allocate
+
+            weights = skill_weights([store.skill_states(0)], [])
+            targeted = allocate(weights, 4) if weights else {}
+            assert sum(r[5] == "replay" for r in train) == 8 - sum(targeted.values())
+            by_skill = {r[3]: 0 for r in train if r[5] != "replay"}
+            for r in train:
+                if r[5] != "replay":
+                    by_skill[r[3]] += 1
+            assert by_skill == targeted and reasons <= {"targeted", "synthetic", "replay"}
+            assert all(r[4] and (r[4], r[3]) in set(store.missing_pairs(0)) for r in train if r[5] != "replay")
+        elif strategy == "stat-syn":
             candidates, kept = store.synthesized_counts(0)
             assert candidates > 0 and 0 < kept <= candidates
             assert "synthetic" in reasons

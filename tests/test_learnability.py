@@ -1,0 +1,139 @@
+"""Learnability-aware targeting on a constructed store (real DuckDB file), every weight and
+count worked out by hand in the comments; the weighted builder's replay share, causes and
+synthetic-first rule; and that a redone select stage rebuilds the same training set."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+
+from sgi.orchestrator import stages
+from sgi.orchestrator.config import ConfigError, load_config
+from sgi.orchestrator.progress import Reporter
+from sgi.orchestrator.store import ScoredAttempt, Store
+from sgi.skills.learnability import SkillState, above_floor, learning_rates, skill_weights
+from sgi.skills.records import Diagnosis, Generation, Item, Label
+from sgi.skills.selection import Selected, allocate, weighted_sel
+from sgi.skills.synthesis import weighted_requests
+
+# Probe: 10 items per skill, every answer distinct (floor = 1/10). Round 0 right answers:
+# A 5, B 1, C 9; round 1 (after round 0 trained 40 A and 10 C examples): A 8, B 1, C 9.
+CORRECT = {0: {"A": 5, "B": 1, "C": 9}, 1: {"A": 8, "B": 1, "C": 9}}
+MISSING = {0: {"A": 5, "B": 9, "C": 1}, 1: {"A": 2, "B": 9, "C": 1}}  # diagnoses naming the skill
+TRAINED_0 = {"A": 40, "C": 10}
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "run" / "sgi.duckdb")
+    probe = [Item(f"{k}{i}", f"question {k}{i}", str(100 * ord(k) + i), "probe", k) for k in "ABC" for i in range(10)]
+    pool = [Item(f"p{k}{i}", f"pool {k}{i}", str(i), "pool", k) for k in "ABC" for i in range(20)]
+    s.add_items(probe + pool)
+    s.add_labels([Label(i.item_id, i.family) for i in probe + pool])
+    for r, right in CORRECT.items():
+        s.add_attempts(r, [ScoredAttempt(Generation(i.item_id, 0, "x", 1, 0.9, 0.9), "x",
+                                         int(i.item_id[1:]) < right[i.family]) for i in probe])
+        wrong = [i for i in probe if int(i.item_id[1:]) >= right[i.family]]
+        s.add_diagnoses(r, [Diagnosis(i.item_id, (i.family,), "r")
+                            for i in wrong][: sum(MISSING[r].values())])
+    s.add_train_set(0, "stat-sel", [Selected(f"p{k}{n % 20}", k, "", "targeted") for k, m in TRAINED_0.items()
+                                    for n in range(m)])
+    yield s
+    s.close()
+
+
+def _states(r: int) -> dict[str, SkillState]:
+    return {k: SkillState(CORRECT[r][k] / 10, 0.1, MISSING[r][k]) for k in "ABC"}
+
+
+def test_the_store_gives_the_profile_and_training_counts_the_weights_read(store):
+    # the wrong items are diagnosed in order, so each skill is missing exactly its wrong count
+    assert {s: (st.accuracy, st.floor, st.missing) for s, st in store.skill_states(0).items()} == {
+        "A": (0.5, 0.1, 5), "B": (0.1, 0.1, 9), "C": (0.9, 0.1, 1)}
+    assert store.trained_per_skill(0) == TRAINED_0
+    assert store.skill_states(1)["A"].missing == 2
+
+
+def test_round_0_weight_is_missing_times_accuracy_above_the_floor(store):
+    # above floor: A (0.5 - 0.1) / 0.9 = 4/9, B 0 (only guesses), C 8/9; rates all 1 at round 0
+    # w: A 5 * 4/9 = 20/9, B 0, C 1 * 8/9 = 8/9; normalised A 20/28 = 5/7, C 2/7
+    weights = skill_weights([store.skill_states(0)], [])
+    assert weights.keys() == {"A", "C"}
+    assert weights["A"] == pytest.approx(5 / 7) and weights["C"] == pytest.approx(2 / 7)
+
+
+def test_round_1_weights_follow_the_measured_logit_gain_per_example(store):
+    # A: logit(7/9) - logit(4/9) = ln(7/2) - ln(4/5) = 1.475907 over 40 examples; C: no change (8/9 both
+    # rounds) over 10; run-wide rate 1.475907 / 50 = 0.0295181. Shrunk with 100 pseudo-examples:
+    # rate A = (1.475907 + 2.951814) / 140 = 0.0316266, C = 2.951814 / 110 = 0.0268347, B = 0.0295181.
+    rates = learning_rates([store.skill_states(0), store.skill_states(1)], [store.trained_per_skill(0)], 100)
+    assert rates["A"] == pytest.approx(0.0316266, rel=1e-5)
+    assert rates["C"] == pytest.approx(0.0268347, rel=1e-5)
+    assert rates["B"] == pytest.approx(0.0295181, rel=1e-5)
+    # w: A 2 * 7/9 * 0.0316266 = 0.0491969, C 1 * 8/9 * 0.0268347 = 0.0238531; A share 0.673469
+    weights = skill_weights([store.skill_states(0), store.skill_states(1)], [store.trained_per_skill(0)], 100)
+    assert weights["A"] == pytest.approx(0.673469, rel=1e-5) and weights["C"] == pytest.approx(0.326531, rel=1e-5)
+
+
+def test_a_fall_is_not_a_negative_rate_and_no_measurement_means_the_prior():
+    before, after = {"A": SkillState(0.6, 0.0, 3)}, {"A": SkillState(0.3, 0.0, 6)}
+    assert learning_rates([before, after], [{"A": 20}], prior_examples=0) == {"A": 0.0}
+    assert learning_rates([before], [], prior_examples=100) == {"A": 1.0}
+    assert above_floor(SkillState(0.05, 0.2, 1)) == 0 and above_floor(SkillState(1.0, 0.2, 0)) == 1
+    assert skill_weights([{"A": SkillState(0.1, 0.1, 9), "B": SkillState(1.0, 0.1, 0)}], []) == {}
+
+
+def test_budget_splits_into_replay_and_weighted_skills_with_their_causes(store):
+    # budget 16, replay 0.25: 4 replay; 12 targeted by 5/7 : 2/7 = 8.57 : 3.43 -> A 9, C 3
+    weights = skill_weights([store.skill_states(0)], [])
+    assert allocate(weights, 12) == {"A": 9, "C": 3}
+    pairs = store.missing_pairs(0)
+    by_skill = {k: [f"p{k}{i}" for i in range(20)] for k in "ABC"}
+    chosen = weighted_sel(pairs, by_skill, [i for ids in by_skill.values() for i in ids], weights, budget=16,
+                          replay=0.25, seed=0)
+    assert Counter((c.reason, c.skill) for c in chosen) == {("targeted", "A"): 9, ("targeted", "C"): 3,
+                                                            ("replay", ""): 4}
+    a_causes = [c.cause for c in chosen if c.skill == "A"]
+    assert a_causes == ["A5", "A6", "A7", "A8", "A9"] * 1 + ["A5", "A6", "A7", "A8"]  # round-robin over A's pairs
+    assert all(c.item_id in by_skill[c.skill] for c in chosen if c.reason == "targeted")
+    assert len({c.item_id for c in chosen}) == 16  # fresh items first: 60 in the pool, no repeats
+
+
+def test_synthetic_items_come_first_and_no_weight_means_all_replay():
+    syn = [Selected("s1", "A", "d1", "synthetic"), Selected("s2", "A", "d1", "synthetic")]
+    chosen = weighted_sel([("d1", "A")], {"A": ["a1", "a2"]}, ["a1", "a2", "b1"], {"A": 1.0}, budget=4,
+                          replay=0.5, seed=1, synthetic=syn)
+    assert [c.reason for c in chosen] == ["synthetic", "synthetic", "replay", "replay"]
+    assert [c.reason for c in weighted_sel([], {}, ["a", "b"], {}, budget=3, replay=0.2, seed=0)] == ["replay"] * 3
+    with pytest.raises(ValueError, match="replay share"):
+        weighted_sel([], {}, ["a"], {}, budget=1, replay=1.5, seed=0)
+
+
+def test_synthesis_requests_spread_a_skills_count_over_its_difficult_items():
+    pairs = [("d1", "A"), ("d2", "A"), ("d3", "B"), ("d1", "A")]
+    assert weighted_requests(pairs, {"A": 5, "B": 2, "C": 4}) == [("A", "d1", 3), ("A", "d2", 2), ("B", "d3", 2)]
+
+
+def test_learnability_weighting_needs_a_stat_strategy():
+    assert load_config(overrides=["loop.weighting=learnability"]).loop.weighting == "learnability"
+    load_config(overrides=["loop.weighting=learnability", "loop.strategy=stat-syn"])
+    with pytest.raises(ConfigError, match="weighting 'learnability' applies to strategy stat-sel or stat-syn"):
+        load_config(overrides=["loop.weighting=learnability", "loop.strategy=uniform"])
+
+
+def test_a_redone_select_stage_rebuilds_the_same_training_set(store, tmp_path):
+    cfg = load_config(overrides=["loop.weighting=learnability", "train.steps=4", "train.batch_size=4",
+                                 f"runs_dir={tmp_path}"])
+    ctx = stages.Context(cfg=cfg, task=None, store=store, teacher=None, reporter=Reporter(quiet=True))
+    stages.build_train_set(ctx, 1)
+    first = store.train_set(1)
+    store.reset_stages([(1, "select")])
+    assert store.train_set(1) == []
+    stages.build_train_set(ctx, 1)
+    assert store.train_set(1) == first and len(first) == 16
+    assert Counter(row[5] for row in first) == {"targeted": 12, "replay": 4}
+    assert any("learnability weights: A 0.67, C 0.33" in m for *_, m in store.db.execute(
+        "SELECT round, stage, message FROM events").fetchall())
+    assert math.isclose(sum(1 for row in first if row[3] == "A") / 12, 8 / 12)  # A 0.673 of 12 -> 8
