@@ -37,7 +37,7 @@ from sgi.orchestrator.config import load_config
 from sgi.orchestrator.progress import Reporter
 from sgi.orchestrator.stages import Context
 from sgi.orchestrator.store import Store
-from sgi.skills.tasks.gym import DEFAULT_FAMILIES, GymTask
+from sgi.skills.tasks.gym import DEFAULT_PRESET, PRESETS, GymTask
 from sgi.workers.models import resolve_student
 from sgi.workers.student import TransformersStudent
 
@@ -62,9 +62,10 @@ class TimedStore(Store):
 
 
 def probe_items(n: int):
-    """n probe items of the embedded gym task, spread over its eight arithmetic families."""
-    per_family = math.ceil(n / len(DEFAULT_FAMILIES))
-    task = GymTask(families={f: 1 for f in DEFAULT_FAMILIES}, probe_per_family=per_family, test_per_family=1, general={})
+    """n probe items of the embedded gym task, spread over its default preset's families."""
+    families = PRESETS[DEFAULT_PRESET].families
+    per_family = math.ceil(n / len(families))
+    task = GymTask(families={f: 1 for f in families}, probe_per_family=per_family, test_per_family=1, general={})
     probe = [i for i in task.load_items() if i.split == "probe"]
     # round-robin over families so any n keeps the mix
     by_family: dict[str, list] = {}

@@ -1,136 +1,179 @@
-"""Does skill targeting beat plain SFT? Every strategy from the same warm-up, same budget.
+"""Does skill targeting beat plain SFT? Every strategy from the same warm-up, same budget, 3 seeds.
 
-    .venv/bin/python bench/stat_vs_sft.py                                   # 4 strategies x 2 rounds x 3 seeds
-    .venv/bin/python bench/stat_vs_sft.py --seeds 0 --rounds 1 --strategies uniform stat-sel
+    .venv/bin/python bench/stat_vs_sft.py                                  # every arm, 2 rounds, seeds 0 1 2
+    .venv/bin/python bench/stat_vs_sft.py --preset hard --arms uniform stat-sel+learn
+    .venv/bin/python bench/stat_vs_sft.py --seeds 0 --rounds 1 --arms uniform stat-sel
 
-Each (strategy, seed) is one real `sgi run` (subprocess) on the embedded default; with
-`--rounds 2` the table shows round 1 and round 2 of the same run. Warm-ups are cached per
-seed, so strategies of one seed share theirs. Prints mean and standard error over seeds.
+Each (arm, seed) is one real `sgi run` (subprocess) on the embedded default task preset
+(`task.gym.preset`); with `--rounds 2` the tables show round 1 and round 2 of the same run.
+Warm-ups are cached per seed, so every arm of a seed starts from the same student. Arms are
+strategies with their settings (ARMS), all on the same budget (train.steps x batch_size a
+round). Printed: mean ± standard error over seeds; differences paired with uniform within
+each seed; held-out accuracy per family; the preset's rare learnable families and the
+families it cannot learn (`gym.PRESETS[...].roles`).
+
 Interrupt it any time: run it again with the same --out and every run resumes (finished
-ones are skipped); times come from each run's stage ledger.
-
-Each finished run's summary is also kept in --results (committed: bench/results/), with
-the commit, CPU and precision it ran on, and a later invocation takes it from there
-instead of running it again (--rerun to redo). So a study too long for one sitting can
-be finished over several, on fresh machines, and the table shows where each row came from.
+ones are skipped). Each finished run's summary is kept in --results (committed:
+bench/results/stat_vs_sft/) with date, commit, CPU and precision, and reused by a later
+invocation with the same overrides (--rerun to redo), so the study can span sessions.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
 import statistics
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
+from provenance import RESULTS, keep
 from rich.console import Console
 from rich.table import Table
 
 from sgi.orchestrator.store import Store
+from sgi.skills.tasks.gym import PRESETS
 
-STRATEGIES = ["uniform", "embed-sel", "stat-sel", "stat-syn"]
+ARMS: dict[str, list[str]] = {  # name -> the run's overrides
+    "uniform": ["loop.strategy=uniform"],
+    "embed-sel": ["loop.strategy=embed-sel"],
+    "skill-it": ["loop.strategy=skill-it"],
+    "stat-sel": ["loop.strategy=stat-sel", "loop.weighting=paper"],
+    "stat-syn": ["loop.strategy=stat-syn", "loop.weighting=paper"],
+    "stat-sel+learn": ["loop.strategy=stat-sel", "loop.weighting=learnability"],
+    "stat-syn+learn": ["loop.strategy=stat-syn", "loop.weighting=learnability"],
+}
+COLUMNS = ("test", "weakest third", "general", "rare learnable", "not learnable")
 
 
-def run_or_load(results: Path, rerun: bool, out: Path, strategy: str, seed: int, rounds: int,
-                extra: list[str]) -> tuple[list[tuple], float, float]:
-    """A run's (summary, floor, seconds): from its results file when one matches, else run it and keep one."""
-    path = results / f"{strategy}-s{seed}-r{rounds}.json"
-    if path.is_file() and not rerun:
+def run_or_load(args: argparse.Namespace, arm: str, seed: int) -> dict:
+    """A run's kept summary: from --results when one matches its overrides, else run it and keep one."""
+    path = args.results / f"{arm}-{args.preset}-s{seed}-r{args.rounds}.json"
+    overrides = [*ARMS[arm], f"task.gym.preset={args.preset}", *args.extra]
+    if path.is_file() and not args.rerun:
         kept = json.loads(path.read_text())
-        if kept["overrides"] == extra:
-            print(f"{strategy} seed {seed}: from {path} ({kept['commit'][:8]}, {kept['cpu']}, {kept['precision']})",
+        if kept["overrides"] == overrides:
+            print(f"{arm} seed {seed}: from {path.name} ({kept['commit'][:8]}, {kept['cpu']}, {kept['precision']})",
                   file=sys.stderr)
-            return [tuple(row) for row in kept["summary"]], kept["floor"], kept["seconds"]
-    summary, floor, seconds = run_one(out, strategy, seed, rounds, extra)
-    from sgi.workers.models import native_bf16
-
-    results.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    path.write_text(json.dumps({
-        "strategy": strategy, "seed": seed, "rounds": rounds, "overrides": extra,
-        "summary": [list(row) for row in summary], "floor": floor, "seconds": seconds,
-        "commit": commit or "unknown", "cpu": _cpu_name(), "precision": "bf16" if native_bf16() else "fp32",
-        "date": datetime.date.today().isoformat(),
-    }, indent=1))
-    return summary, floor, seconds
-
-
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def run_one(out: Path, strategy: str, seed: int, rounds: int, extra: list[str]) -> tuple[list[tuple], float, float]:
-    name = f"{strategy}-s{seed}"
-    # compose is not part of the comparison (it changes no weights) and would add to the ledger's time
-    sets = [f"name={name}", f"runs_dir={out}", f"seed={seed}", f"loop.strategy={strategy}", f"loop.rounds={rounds}",
-            "compose.enabled=false", *extra]
+            return kept
+    name = f"{arm}-{args.preset}-s{seed}"
+    sets = [f"name={name}", f"runs_dir={args.out}", f"seed={seed}", f"loop.rounds={args.rounds}",
+            "compose.enabled=false", *overrides]  # compose changes no weights and would add to the ledger's time
     subprocess.run([sys.executable, "-m", "sgi.orchestrator", "run", "--quiet",
                     *[a for s in sets for a in ("--set", s)]], check=True, stdout=subprocess.DEVNULL)
-    store = Store(out / name / "sgi.duckdb", read_only=True)
+    store = Store(args.out / name / "sgi.duckdb", read_only=True)
     try:
         summary = store.round_summary()
-        # Stage time from the ledger, not this call's wall time: a study killed half-way and
-        # started again resumes each run (finished runs are skipped) and still reports true times.
-        return summary, store.test_floor(), sum(row[5] or 0 for row in summary)
+        record = {"arm": arm, "preset": args.preset, "seed": seed, "rounds": args.rounds, "overrides": overrides,
+                  "summary": [list(row) for row in summary], "floor": store.test_floor(),
+                  "families": {str(r): f for r, f in store.family_evals("test").items()},
+                  # stage time from the ledger, not this call's wall time: a resumed run still reports true times
+                  "seconds": sum(row[5] or 0 for row in summary), "ledger": [list(r[:4]) for r in store.ledger()]}
     finally:
         store.close()
+    return keep(path, record)
 
 
-def mean_se(values: list[float]) -> str:
+def metrics(run: dict, round_: int, roles: dict[str, str]) -> dict[str, float | None]:
+    """The columns of one run after `round_` (-1: the warm-up student)."""
+    row = next(r for r in run["summary"] if r[0] == round_)
+    families = run["families"][str(round_)]
+
+    def mean_of(role: str) -> float | None:
+        chosen = [a for f, a in families.items() if roles.get(f) == role]
+        return statistics.mean(chosen) if chosen else None
+
+    return {"test": row[1], "weakest third": row[2], "general": row[3], "rare learnable": mean_of("rare learnable"),
+            "not learnable": mean_of("not learnable")}
+
+
+def mean_se(values: list[float], scale: float = 1.0, signed: bool = False) -> str:
+    values = [v * scale for v in values if v is not None]
     if not values:
         return "-"
+    fmt = "+.1f" if signed else ".3f"
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) / len(values) ** 0.5:.3f}"
+        return f"{values[0]:{fmt}}"
+    return f"{statistics.mean(values):{fmt}} ± {statistics.stdev(values) / len(values) ** 0.5:.{1 if signed else 3}f}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--strategies", nargs="+", default=STRATEGIES)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("runs/bench"))
-    parser.add_argument("--set", dest="extra", action="append", default=[], help="config override for every run")
-    parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "stat_vs_sft",
-                        help="where finished runs' summaries are kept and reused")
-    parser.add_argument("--rerun", action="store_true", help="run even where a kept summary exists")
-    args = parser.parse_args()
-
-    rows: dict[tuple[str, int], list[tuple]] = defaultdict(list)  # (strategy, round) -> per-seed summaries
-    walls: dict[str, list[float]] = defaultdict(list)
-    floors = []
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="learnable", choices=sorted(PRESETS))
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("runs/study"))
+    ap.add_argument("--set", dest="extra", action="append", default=[], help="config override for every run")
+    ap.add_argument("--results", type=Path, default=RESULTS / "stat_vs_sft",
+                    help="where finished runs' summaries are kept and reused")
+    ap.add_argument("--rerun", action="store_true", help="run even where a kept summary exists")
+    args = ap.parse_args()
+    if "uniform" not in args.arms:
+        args.arms.insert(0, "uniform")  # every difference is paired with it
+    roles = PRESETS[args.preset].roles
+    runs: dict[tuple[str, int], dict] = {}
     for seed in args.seeds:
-        for strategy in args.strategies:
-            summary, floor, wall = run_or_load(args.results, args.rerun, args.out, strategy, seed, args.rounds, args.extra)
-            if strategy == args.strategies[0]:
-                floors.append(floor)  # the same test split for every strategy of a seed
-            walls[strategy].append(wall)
-            for row in summary:
-                key = ("warm-up student", -1) if row[0] < 0 else (strategy, row[0])
-                if row[0] >= 0 or strategy == args.strategies[0]:
-                    rows[key].append(row)
-            print(f"done {strategy} seed {seed} in {wall:.0f} s", file=sys.stderr)
+        for arm in args.arms:
+            runs[(arm, seed)] = run_or_load(args, arm, seed)
+            print(f"done {arm} seed {seed} ({runs[(arm, seed)]['seconds']:.0f} s in its ledger)", file=sys.stderr)
+    console = Console(width=170)
+    rounds = list(range(args.rounds))
+    console.print(summary_table(args, runs, rounds, roles))
+    console.print(paired_table(args, runs, rounds, roles))
+    console.print(family_table(args, runs, roles))
 
-    table = Table(title=f"held-out accuracy, seeds {args.seeds}, mean ± standard error")
-    for col in ("strategy", "after round", "test", "weakest third (round 0)", "general", "train items", "s / run (ledger)"):
-        table.add_column(col, justify="left" if col == "strategy" else "right")
-    table.add_row("majority-answer floor", "", mean_se(floors), "", "", "", "")
-    for (strategy, round_), summaries in sorted(rows.items(), key=lambda kv: (kv[0][1] >= 0, kv[0][0], kv[0][1])):
-        table.add_row(
-            strategy, "-" if round_ < 0 else str(round_ + 1),
-            mean_se([s[1] for s in summaries]), mean_se([s[2] for s in summaries if s[2] is not None]),
-            mean_se([s[3] for s in summaries if s[3] is not None]),
-            str(sum(s[4] for s in summaries) // len(summaries)),
-            "" if round_ < 0 else f"{statistics.mean(walls[strategy]):.0f}",
-        )
-    Console(width=140).print(table)
+
+def summary_table(args, runs, rounds, roles) -> Table:
+    table = Table(title=f"held-out accuracy, preset {args.preset}, seeds {args.seeds}: mean ± standard error")
+    for col in ("arm", "after round", *COLUMNS, "train items", "s / run (ledger)"):
+        table.add_column(col, justify="left" if col == "arm" else "right")
+    first = [runs[("uniform", s)] for s in args.seeds]
+    table.add_row("majority-answer floor", "", mean_se([r["floor"] for r in first]), *[""] * (len(COLUMNS) + 1))
+    warm = [metrics(r, -1, roles) for r in first]
+    table.add_row("warm-up student", "-", *[mean_se([m[c] for m in warm]) for c in COLUMNS], "0", "")
+    for arm in args.arms:
+        for r in rounds:
+            ms = [metrics(runs[(arm, s)], r, roles) for s in args.seeds]
+            items = runs[(arm, args.seeds[0])]["summary"][r + 1][4]
+            seconds = statistics.mean(runs[(arm, s)]["seconds"] for s in args.seeds)
+            table.add_row(arm, str(r + 1), *[mean_se([m[c] for m in ms]) for c in COLUMNS], str(items),
+                          f"{seconds:.0f}" if r == rounds[-1] else "")
+    return table
+
+
+def paired_table(args, runs, rounds, roles) -> Table:
+    table = Table(title="difference from uniform in points, paired within each seed (per seed; mean ± standard error)")
+    for col in ("arm", "after round", *COLUMNS):
+        table.add_column(col, justify="left" if col == "arm" else "right")
+    for arm in args.arms:
+        if arm == "uniform":
+            continue
+        for r in rounds:
+            cells = []
+            for col in COLUMNS:
+                diffs = [None if (a := metrics(runs[(arm, s)], r, roles)[col]) is None
+                         or (u := metrics(runs[("uniform", s)], r, roles)[col]) is None else a - u for s in args.seeds]
+                per_seed = " / ".join("-" if d is None else f"{100 * d:+.1f}" for d in diffs)
+                cells.append(f"{per_seed} = {mean_se(diffs, 100, signed=True)}" if len(args.seeds) > 1 else per_seed)
+            table.add_row(arm, str(r + 1), *cells)
+    return table
+
+
+def family_table(args, runs, roles) -> Table:
+    last = str(args.rounds - 1)
+    families = sorted(runs[("uniform", args.seeds[0])]["families"][last])
+    table = Table(title=f"held-out accuracy per family after round {args.rounds} (mean over seeds); role in the preset")
+    table.add_column("family")
+    table.add_column("role")
+    table.add_column("warm-up", justify="right")
+    for arm in args.arms:
+        table.add_column(arm, justify="right")
+    for family in families:
+        warm = statistics.mean(runs[("uniform", s)]["families"]["-1"][family] for s in args.seeds)
+        cells = [f"{statistics.mean(runs[(a, s)]['families'][last][family] for s in args.seeds):.2f}" for a in args.arms]
+        table.add_row(family, roles.get(family, ""), f"{warm:.2f}", *cells)
+    return table
 
 
 if __name__ == "__main__":

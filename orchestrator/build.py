@@ -19,11 +19,12 @@ def build_task(cfg: RunConfig) -> Task:
     from sgi.skills.tasks import gym
 
     g = cfg.task.gym
+    preset = gym.PRESETS[g.preset]
     return gym.GymTask(
-        families=g.families or gym.DEFAULT_FAMILIES,
+        families=g.families or preset.families,
         probe_per_family=g.probe_per_family,
         test_per_family=g.test_per_family,
-        general=g.general if g.general is not None else gym.DEFAULT_GENERAL,
+        general=g.general if g.general is not None else preset.general,
         seed=cfg.seed,
     )
 

@@ -25,10 +25,14 @@ class Section(BaseModel):
 class GymTaskConfig(Section):
     """The embedded default: reasoning-gym generators with a skewed training pool."""
 
-    families: dict[str, int] | None = Field(None, description="family -> pool size; None = built-in default")
+    preset: Literal["learnable", "hard"] = Field(
+        "learnable", description="the families and pool sizes (skills/tasks/gym.py: PRESETS): 'learnable' = common "
+                                 "families the warm-up saturates, rare ones the student can learn, one it cannot; "
+                                 "'hard' = the default before 2026-12, whose rare families it cannot learn")
+    families: dict[str, int] | None = Field(None, description="family -> pool size; None = the preset's")
     probe_per_family: int = Field(40, ge=1)
     test_per_family: int = Field(100, ge=1)
-    general: dict[str, int] | None = Field(None, description="general-ability families -> items; None = default")
+    general: dict[str, int] | None = Field(None, description="general-ability families -> items; None = the preset's")
 
 
 class FileTaskConfig(Section):
@@ -342,7 +346,7 @@ def load_config(path: Path | None = None, overrides: list[str] = (), stored: str
 
     Override values are parsed as YAML.
     """
-    data: dict[str, Any] = _read_yaml(path) if path else (yaml.safe_load(stored) or {}) if stored else {}
+    data: dict[str, Any] = _read_yaml(path) if path else _as_made(yaml.safe_load(stored) or {}) if stored else {}
     for override in overrides:
         key, sep, raw = override.partition("=")
         if not sep or not key.strip():
@@ -352,6 +356,15 @@ def load_config(path: Path | None = None, overrides: list[str] = (), stored: str
         return RunConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_describe(err, path)) from None
+
+
+def _as_made(stored: dict[str, Any]) -> dict[str, Any]:
+    """A run's stored config, read as the run was made where a later field's default would
+    change what it meant: runs from before `task.gym.preset` used what is now 'hard'."""
+    gym = stored.get("task", {}).get("gym") if isinstance(stored.get("task"), dict) else None
+    if isinstance(gym, dict) and "preset" not in gym:
+        gym["preset"] = "hard"
+    return stored
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -10,10 +10,13 @@ by a small recursive-descent parser over a token whitelist; nothing is eval()'d.
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import hashlib
 import math
 import re
 from collections.abc import Callable, Collection, Sequence
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, NamedTuple
 
@@ -43,6 +46,18 @@ SKILLS: dict[str, str] = {
     "isolate-variable": "Solve a linear equation for its variable",
     "inverse-operations": "Undo an added or subtracted constant on both sides",
     "coefficient-division": "Divide both sides by the variable's coefficient",
+}
+# Families the rules have no finer labels for have one skill each, named after the family.
+FAMILY_SKILLS: dict[str, str] = {
+    "decimal-add": "Add or subtract numbers with one decimal place",
+    "number-sequence": "Continue an integer sequence by its rule",
+    "word-reversal": "Reverse the order of a short list of words",
+    "weekday": "Name the weekday of a date in 2022",
+    "leap-year": "Tell whether a year is a leap year",
+    "count-bits": "Count the 1 bits of a number's binary form",
+    "prime-factorization": "Factor a number into primes",
+    "leg-counting": "Add up the legs of a few animals",
+    "base-conversion": "Convert a number between bases 2 to 10",
 }
 
 _MAX_LABELS = 5
@@ -401,6 +416,44 @@ def _solved_equation(meta: dict[str, Any]) -> str:
     return _as_answer((eq.rhs - eq.const) / eq.coef)
 
 
+def _decimal_sum(expression: str) -> str:
+    """'4.8 - 0.6 + 1.2' with exact decimals (no eval: numbers and signs only)."""
+    tokens = expression.split()
+    if len(tokens) % 2 == 0 or any(t not in "+-" for t in tokens[1::2]):
+        raise ValueError(f"not a chain of sums: {expression!r}")
+    total = Decimal(tokens[0])
+    for op, number in zip(tokens[1::2], tokens[2::2]):
+        total = total + Decimal(number) if op == "+" else total - Decimal(number)
+    return str(total)
+
+
+def _prime_factors(n: int) -> str:
+    factors, p = [], 2
+    while p * p <= n:
+        while n % p == 0:
+            factors.append(p)
+            n //= p
+        p += 1
+    return " × ".join(map(str, factors + ([n] if n > 1 else [])))
+
+
+def _in_base(n: int, base: int) -> str:
+    digits = ""
+    while True:
+        n, d = divmod(n, base)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[d] + digits
+        if n == 0:
+            return digits
+
+
+def _calendar(meta: dict[str, Any]) -> str:
+    if meta["task"] == "is_leap_year":
+        return "Yes" if calendar.isleap(meta["year"]) else "No"
+    if meta["task"] == "weekday_of_date":
+        return datetime.date.fromisoformat(meta["target_date"]).strftime("%A")
+    raise ValueError(f"no solver for calendar task {meta['task']!r}")
+
+
 _SOLVERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "chain_sum": lambda m: _as_answer(_evaluate(_tokens(m["expression"])).value),
     "products": lambda m: _as_answer(_evaluate(_tokens(m["expression"])).value),
@@ -411,6 +464,12 @@ _SOLVERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "simple_equations": _solved_equation,
     "letter_counting": lambda m: str(sum(w.lower().count(m["target_letter"]) for w in m["span"])),
     "spell_backward": lambda m: m["word"][::-1],
+    "decimal_chain_sum": lambda m: _decimal_sum(m["expression"]),
+    "count_bits": lambda m: str(bin(m["number"]).count("1")),
+    "prime_factorization": lambda m: _prime_factors(m["number"]),
+    "base_conversion": lambda m: _in_base(int(m["source_repr"], m["source_base"]), m["target_base"]),
+    "calendar_arithmetic": _calendar,
+    "word_sequence_reversal": lambda m: ", ".join(reversed(m["words"])),
 }
 
 
@@ -422,7 +481,7 @@ def solve(item: Item) -> str | None:
         return None
     try:
         return solver(item.meta)
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, InvalidOperation):
         return None
 
 
@@ -458,8 +517,9 @@ class RulesTeacher:
             for skill in item_skills(item):
                 families.setdefault(skill, set()).add(item.family)
         order = list(SKILLS) + sorted(set(families) - set(SKILLS))
+        described = {**SKILLS, **FAMILY_SKILLS}
         catalogue = [
-            Skill(name, SKILLS.get(name, f"General ability: {name} items"), _only(families[name]))
+            Skill(name, described.get(name, f"General ability: {name} items"), _only(families[name]))
             for name in order
             if name in families
         ]

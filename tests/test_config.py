@@ -69,3 +69,23 @@ def test_override_errors():
         load_config(None, ["student.batch_size=many"])
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(Path("/nonexistent/sgi.yaml"))
+
+
+def test_the_preset_switch_picks_the_task_and_explicit_families_win():
+    from sgi.orchestrator.build import build_task
+    from sgi.skills.tasks.gym import PRESETS
+
+    assert load_config().task.gym.preset == "learnable"
+    assert build_task(load_config()).families == PRESETS["learnable"].families
+    hard = build_task(load_config(None, ["task.gym.preset=hard"]))
+    assert hard.families == PRESETS["hard"].families and hard.general == PRESETS["hard"].general
+    assert build_task(load_config(None, ["task.gym.preset=hard", "task.gym.families={gcd: 10}"])).families == {"gcd": 10}
+    with pytest.raises(ConfigError, match="task.gym.preset"):
+        load_config(None, ["task.gym.preset=easy"])
+
+
+def test_a_run_stored_before_presets_reads_as_the_hard_preset_it_was_made_with():
+    old = dump_config(load_config()).replace("    preset: learnable\n", "")
+    assert "preset" not in old
+    assert load_config(None, [], stored=old).task.gym.preset == "hard"
+    assert load_config(None, [], stored=dump_config(load_config())).task.gym.preset == "learnable"

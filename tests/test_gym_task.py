@@ -4,13 +4,12 @@ stable items, the binarised scorer, answer extraction and the trivial baseline."
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 
 import pytest
 
 from sgi.skills.records import Item
-from sgi.skills.tasks.gym import DEFAULT_FAMILIES, DEFAULT_GENERAL, FAMILY_SPECS, GymTask, trivial_baseline
+from sgi.skills.tasks.gym import DEFAULT_PRESET, FAMILY_SPECS, PRESETS, GymTask, trivial_baseline
 
 SMALL = dict(families={"add_sub": 5, "lcm": 3}, probe_per_family=4, test_per_family=6, general={"spell_backward": 3})
 
@@ -37,11 +36,12 @@ def test_default_questions_are_unique_across_all_splits(default_items):
     assert len({i.item_id for i in default_items}) == len(default_items)
 
 
-def test_default_counts_follow_the_defaults(default_items):
+def test_default_counts_follow_the_default_preset(default_items):
     counts = Counter((i.family, i.split) for i in default_items)
-    for family, pool in DEFAULT_FAMILIES.items():
+    preset = PRESETS[DEFAULT_PRESET]
+    for family, pool in preset.families.items():
         assert (counts[(family, "pool")], counts[(family, "probe")], counts[(family, "test")]) == (pool, 40, 100)
-    assert {f: counts[(f, "general")] for f in DEFAULT_GENERAL} == DEFAULT_GENERAL
+    assert {f: counts[(f, "general")] for f in preset.general} == preset.general
 
 
 def test_same_seed_gives_identical_items_and_another_seed_does_not():
@@ -84,10 +84,19 @@ def test_extract_numbers_fractions_and_text(default_items):
     task = GymTask()
     by_family = {i.family: i for i in default_items}
     assert task.extract(by_family["fraction_simplification"], "The answer is 3/4.") == "3/4"
-    assert task.extract(by_family["gcd"], "GCD(12, 18) = 6.0") == "6"
+    assert task.extract(by_family["lcm"], "LCM(12, 18) = 36.0") == "36"
     assert task.extract(by_family["add_sub"], "**-1,204**") == "-1204"
     assert task.extract(by_family["spell_backward"], "olleh\nbecause...") == "olleh"
-    assert task.extract(by_family["gcd"], "I don't know") == ""
+    assert task.extract(by_family["word_reversal"], "c, b, a\nthat is all") == "c, b, a"
+    assert task.extract(by_family["lcm"], "I don't know") == ""
+
+
+def test_a_scorer_that_cannot_parse_an_answer_scores_it_wrong():
+    task = GymTask()
+    item = GymTask(families={"prime_factorization": 1}, probe_per_family=1, test_per_family=1,
+                   general={}).load_items()[0]
+    assert task.is_correct(item, item.answer)
+    assert not task.is_correct(item, "2 x 31")  # the generator's own scorer raises ValueError on it
 
 
 def test_trivial_baseline_is_the_majority_answer_rate():
@@ -101,9 +110,10 @@ def test_unknown_family_is_refused_with_the_known_ones():
         GymTask(families={"nope": 3})
 
 
-def test_default_load_is_fast_and_questions_are_short():
-    start = time.perf_counter()
-    items = GymTask().load_items()
-    assert time.perf_counter() - start < 5
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_loads_short_questions_of_known_families(preset):
+    p = PRESETS[preset]
+    items = GymTask(families=p.families, general=p.general).load_items()
     assert max(len(i.question.split()) for i in items) < 40
-    assert set(FAMILY_SPECS) >= set(DEFAULT_FAMILIES) | set(DEFAULT_GENERAL)
+    assert set(FAMILY_SPECS) >= set(p.families) | set(p.general)
+    assert set(p.roles) == set(p.families)  # every family says what it is for

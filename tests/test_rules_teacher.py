@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from sgi.skills.records import Case, Item
-from sgi.skills.rules import SKILLS, RulesTeacher, item_skills
-from sgi.skills.tasks.gym import GymTask
+from sgi.skills.rules import FAMILY_SKILLS, SKILLS, RulesTeacher, family_skill, item_skills
+from sgi.skills.tasks.gym import PRESETS, GymTask
 
 
 def expr(expression: str, answer: str, family: str = "add_sub", source: str = "chain_sum") -> Item:
@@ -136,8 +136,10 @@ def test_diagnoses_stay_inside_labels_or_catalogue():
     assert diagnosis.skills == ("addition",) and diagnosis.reason.startswith("sign flipped")
 
 
-def test_catalogue_and_labels_on_the_default_task():
-    items = GymTask().load_items()
+def test_catalogue_and_labels_on_the_hard_preset():
+    """The hard preset's arithmetic families use every fine-grained skill of the rules."""
+    preset = PRESETS["hard"]
+    items = GymTask(families=preset.families, general=preset.general).load_items()
     teacher = RulesTeacher()
     catalogue = teacher.build_catalogue(items)
     names = [s.name for s in catalogue]
@@ -156,3 +158,12 @@ def test_labelling_outside_the_catalogue_is_refused():
     catalogue = RulesTeacher().build_catalogue([expr("12 + 7", "19")])
     with pytest.raises(ValueError, match="none of them in the catalogue"):
         RulesTeacher().label([item], catalogue)
+
+
+def test_families_without_rules_get_their_one_described_skill():
+    items = GymTask().load_items()  # the learnable preset
+    catalogue = {s.name: s for s in RulesTeacher().build_catalogue(items)}
+    for family in ("word_reversal", "decimal_add", "number_sequence", "weekday"):
+        skill = catalogue[family_skill(family)]
+        assert skill.family == family and skill.description == FAMILY_SKILLS[skill.name]
+    assert catalogue["letter-counting"].description.startswith("General ability")

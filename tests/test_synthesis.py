@@ -10,7 +10,7 @@ import pytest
 from sgi.skills.records import Candidate, Item
 from sgi.skills.rules import RulesTeacher, item_skills, solve
 from sgi.skills.synthesis import keep, novel, stat_syn_requests
-from sgi.skills.tasks.gym import GymTask
+from sgi.skills.tasks.gym import PRESETS, GymTask
 
 
 def candidate(answer: str, solutions: tuple[str, ...], verified: bool = False, question: str = "q") -> Candidate:
@@ -53,11 +53,14 @@ def test_novel_drops_known_and_repeated_questions():
 
 @pytest.fixture(scope="module")
 def task_items() -> list[Item]:
-    return GymTask().load_items()
+    """Both presets' families: every generator the rules teacher writes items for."""
+    return GymTask(families={**PRESETS["hard"].families, **PRESETS["learnable"].families}).load_items()
 
 
 def test_the_exact_solver_agrees_with_every_generator_answer(task_items):
-    assert [i.item_id for i in task_items if solve(i) != i.answer] == []
+    assert [i.item_id for i in task_items if solve(i) not in (None, i.answer)] == []
+    unsolved = {i.family for i in task_items if solve(i) is None}
+    assert unsolved == {"number_sequence"}  # its rule is free text: STAT-Syn keeps its items by agreement only
 
 
 # Skills from four families: column addition, number theory, equations, fractions.
