@@ -35,24 +35,30 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=2)
     ap.add_argument("--generations", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--system-prompt", default=SYSTEM)
+    ap.add_argument("--preset", default="learnable", help="whose pool items; the 2026-11-25 AVX2 figures are the "
+                    "hard preset's with the old system prompt (docs/benchmarks.md)")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
 
-    from sgi.skills.tasks.gym import GymTask
+    from sgi.skills.tasks.gym import PRESETS, GymTask
     from transformers import AutoTokenizer
 
     path = resolve_student()
     tok = AutoTokenizer.from_pretrained(path)
-    pool = [it for it in GymTask(seed=0).load_items() if it.split == "pool"][:16]
-    batch = _collate([_encode(tok, SYSTEM, it.question, it.answer, 128) for it in pool[:8]], tok.eos_token_id)
+    preset = PRESETS[args.preset]
+    items = GymTask(families=preset.families, general=preset.general, seed=0).load_items()
+    pool = [it for it in items if it.split == "pool"][:16]
+    batch = _collate([_encode(tok, args.system_prompt, it.question, it.answer, 128) for it in pool[:8]],
+                     tok.eos_token_id)
 
     train = {p: [] for p in ("fp32", "bf16")}
     for _ in range(args.train_steps):
         for p in train:
             train[p].append(_train_step(path, batch, bf16=p == "bf16"))
     gen = {p: [] for p in ("fp32", "bf16")}
-    students = {p: TransformersStudent(path, SYSTEM, dtype="bfloat16" if p == "bf16" else "float32",
+    students = {p: TransformersStudent(path, args.system_prompt, dtype="bfloat16" if p == "bf16" else "float32",
                                        max_new_tokens=16, batch_size=16) for p in gen}
     for _ in range(args.generations):
         for p, student in students.items():

@@ -5,7 +5,9 @@
     .venv/bin/python bench/stat_vs_sft.py --seeds 0 --rounds 1 --arms uniform stat-sel
 
 Each (arm, seed) is one real `sgi run` (subprocess) on the embedded default task preset
-(`task.gym.preset`); with `--rounds 2` the tables show round 1 and round 2 of the same run.
+(`task.gym.preset`), answering 100 test items a family instead of the default's 50 for
+tighter error bars (the same probe, pool, warm-up and training: `GymTask.load_items`); with
+`--rounds 2` the tables show round 1 and round 2 of the same run.
 Warm-ups are cached per seed, so every arm of a seed starts from the same student. Arms are
 strategies with their settings (ARMS), all on the same budget (train.steps x batch_size a
 round). Printed: mean ± standard error over seeds; differences paired with uniform within
@@ -48,15 +50,15 @@ COLUMNS = ("test", "weakest third", "general", "rare learnable", "not learnable"
 
 def run_or_load(args: argparse.Namespace, arm: str, seed: int) -> dict:
     """A run's kept summary: from --results when one matches its overrides, else run it and keep one."""
-    path = args.results / f"{arm}-{args.preset}-s{seed}-r{args.rounds}.json"
-    overrides = [*ARMS[arm], f"task.gym.preset={args.preset}", *args.extra]
+    path = args.results / f"{_safe(arm)}-{args.preset}-s{seed}-r{args.rounds}.json"
+    overrides = [*ARMS[arm], f"task.gym.preset={args.preset}", f"task.gym.test_per_family={args.test}", *args.extra]
     if path.is_file() and not args.rerun:
         kept = json.loads(path.read_text())
         if kept["overrides"] == overrides:
             print(f"{arm} seed {seed}: from {path.name} ({kept['commit'][:8]}, {kept['cpu']}, {kept['precision']})",
                   file=sys.stderr)
             return kept
-    name = f"{arm}-{args.preset}-s{seed}"
+    name = f"{_safe(arm)}-{args.preset}-s{seed}"
     sets = [f"name={name}", f"runs_dir={args.out}", f"seed={seed}", f"loop.rounds={args.rounds}",
             "compose.enabled=false", *overrides]  # compose changes no weights and would add to the ledger's time
     subprocess.run([sys.executable, "-m", "sgi.orchestrator", "run", "--quiet",
@@ -72,6 +74,11 @@ def run_or_load(args: argparse.Namespace, arm: str, seed: int) -> dict:
     finally:
         store.close()
     return keep(path, record)
+
+
+def _safe(arm: str) -> str:
+    """The arm as a run and file name ('+' is not allowed in run names)."""
+    return arm.replace("+", "_")
 
 
 def metrics(run: dict, round_: int, roles: dict[str, str]) -> dict[str, float | None]:
@@ -103,6 +110,8 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--test", type=int, default=100, help="test items a family; the default's 50 are the "
+                    "first 50 of them, and probe, pool and training do not change with it (GymTask.load_items)")
     ap.add_argument("--out", type=Path, default=Path("runs/study"))
     ap.add_argument("--set", dest="extra", action="append", default=[], help="config override for every run")
     ap.add_argument("--results", type=Path, default=RESULTS / "stat_vs_sft",

@@ -64,6 +64,14 @@ def student_args(cfg: RunConfig, model_path: str) -> dict[str, Any]:
     }
 
 
+def answer_settings(cfg: RunConfig) -> dict[str, Any]:
+    """What shapes a student's greedy answer besides its weights and the prompt text: the key
+    of the warm-up student's answer cache (`orchestrator/answers.py`)."""
+    s = cfg.student
+    return {"engine": s.engine, "system_prompt": s.system_prompt, "max_new_tokens": s.max_new_tokens,
+            "dtype": resolve_dtype(s.dtype), "batch_size": s.batch_size}
+
+
 def student_threads(cfg: RunConfig) -> int:
     """One student uses every core; a pool's actors share them, each its own CPU reservation."""
     return torch_threads(cfg) if cfg.ray.student_actors == 1 else max(1, round(cfg.ray.student_cpus))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sgi.orchestrator import build, rundir, stages
+from sgi.orchestrator.answers import AnswerCache
 from sgi.orchestrator.config import ConfigError, RunConfig, dump_config, load_config
 from sgi.orchestrator.progress import Reporter, StopRequested
 from sgi.orchestrator.store import SETUP_ROUND, STORE_FILE, Store, StoreError
@@ -33,13 +34,13 @@ def run(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None =
     """The whole loop; returns the per-round summary (round, test, weakest third, general, examples, s)."""
     with Session(cfg, reporter, force_from) as s:
         model = setup(s)
-        s.stage(SETUP_ROUND, "evaluate", stages.evaluate, SETUP_ROUND, s.student(model))  # the starting point
+        s.stage(SETUP_ROUND, "evaluate", stages.evaluate, SETUP_ROUND, *s.student_and_answers(model))  # the start
         compose_round(s, SETUP_ROUND, model)
         for r in range(cfg.loop.rounds):
-            profile_round(s, r, s.student(model))  # 1. profile the current student
+            profile_round(s, r, model)  # 1. profile the current student
             s.stage(r, "select", stages.build_train_set, r, s.embedder())  # 2. STAT-Sel / Syn / baseline
             model = s.train(r, model)  # 3. fine-tune from the current checkpoint
-            s.stage(r, "evaluate", stages.evaluate, r, s.student(model))  # 4. per-skill held-out eval
+            s.stage(r, "evaluate", stages.evaluate, r, *s.student_and_answers(model))  # 4. per-skill held-out eval
             compose_round(s, r, model)  # 5. System 1 + System 2, routed per item
         return s.ctx.store.round_summary()  # 6. all of it is in DuckDB
 
@@ -56,7 +57,7 @@ def compose(cfg: RunConfig, reporter: Reporter, rounds: list[int]) -> list[tuple
 def profile(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None = None) -> list[tuple]:
     """Only the measuring half: set-up and round 0's Missing-Skill-Profile."""
     with Session(cfg, reporter, force_from) as s:
-        profile_round(s, 0, s.student(setup(s)))
+        profile_round(s, 0, setup(s))
         return s.ctx.store.profile(0)
 
 
@@ -66,8 +67,8 @@ def setup(s: Session) -> Path:
     return s.warmup()  # the SFT-saturated student STAT starts from
 
 
-def profile_round(s: Session, r: int, student: Any) -> None:
-    s.stage(r, "infer", stages.answer_probe, r, student)  # answers, confidences, scores
+def profile_round(s: Session, r: int, model: Path) -> None:
+    s.stage(r, "infer", stages.answer_probe, r, *s.student_and_answers(model))  # answers, confidences, scores
     s.stage(r, "difficulty", stages.mark_difficult, r)  # wrong or inconsistent
     s.stage(r, "diagnose", stages.diagnose, r)  # the teacher names the missing skills
     s.stage(r, "profile", lambda ctx: f"{len(ctx.store.profile(r))} skills profiled")  # the MSP view
@@ -75,8 +76,9 @@ def profile_round(s: Session, r: int, student: Any) -> None:
 
 def compose_round(s: Session, r: int, model: Path, force: bool = False) -> None:
     if s.cfg.compose.enabled or force:
-        s.stage(r, "compose", stages.compose, r, s.student(model), s.system2(model), s.system2_round(r),
-                s.token_collab(model))
+        student, answers = s.student_and_answers(model)
+        s.stage(r, "compose", stages.compose, r, student, s.system2(model), s.system2_round(r),
+                s.token_collab(model), answers)
         s.release_system2()  # its models would otherwise sit in memory through the next round
 
 
@@ -118,6 +120,7 @@ class Session:
         self._writer: Any = None
         self._reasoner: Any = None
         self._collab: Any = None
+        self._warmup_model: Path | None = None  # its greedy answers are kept across runs
 
     def __enter__(self) -> Session:
         cfg = self.cfg
@@ -253,6 +256,7 @@ class Session:
         self.stage(SETUP_ROUND, "warmup", self._train_warmup, base, examples, args, out)
         if not (out / "merged").is_dir():  # ledger says done but the cache was cleared: train again
             self._train_warmup(self.ctx, base, examples, args, out)
+        self._warmup_model = out / "merged"
         return out / "merged"
 
     def _train_warmup(self, ctx: stages.Context, base: Path, examples: list, args: dict, out: Path) -> str:
@@ -393,6 +397,15 @@ class Session:
                 actors.stop(engine)
                 self.engines.remove(engine)
         self._writer = self._reasoner = self._collab = None
+
+    def student_and_answers(self, model_path: Path) -> tuple[Any, AnswerCache | None]:
+        """The student pool for `model_path`, and for the cached warm-up student the cache of its
+        greedy answers that every run starting from it shares (a round's student belongs to
+        its run: None)."""
+        answers = None
+        if model_path == self._warmup_model:
+            answers = AnswerCache.for_model(model_path, build.answer_settings(self.cfg))
+        return self.student(model_path), answers
 
     def student(self, model_path: Path) -> Any:
         """The student pool for `model_path`, loaded on first use (the previous one is released)."""

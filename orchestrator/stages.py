@@ -8,21 +8,23 @@ interrupted redoes at most one batch, and idempotent inserts make that harmless.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from sgi.orchestrator.answers import AnswerCache
 from sgi.orchestrator.config import RunConfig
 from sgi.orchestrator.progress import Reporter
 from sgi.orchestrator.store import SETUP_ROUND, ScoredAttempt, StoreError
 from sgi.skills.difficulty import judge
 from sgi.skills.interfaces import Task, TeacherOutputError
 from sgi.skills.prompts import skill_exemplars, student_prompt
-from sgi.skills.records import Case, Diagnosis, Item, Label, Skill
+from sgi.skills.records import Case, Diagnosis, Generation, Item, Label, Skill
 
 MAX_LABELS = 5  # STAT labels each item with 1-5 skills
 MAX_DIAGNOSED = 3  # ... and names 1-3 missing skills per failure
@@ -131,55 +133,83 @@ def warmup_dir(base_model: Path, examples: list[tuple[str, str]], args: dict[str
     return cache / "warmup" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def answer_probe(ctx: Context, round_: int, student: Any) -> str:
+def answer_probe(ctx: Context, round_: int, student: Any, answers: AnswerCache | None = None) -> str:
     """Batched student answers on the probe split with confidences, scored, written per batch."""
     items = ctx.store.items("probe")
     samples = ctx.cfg.difficulty.samples if ctx.cfg.difficulty.consistency else 0
     done = ctx.store.attempted_ids(round_)
-    overhead = _answer(ctx, f"round {round_}: student answers", items, done, student, samples,
-                       lambda scored, _: ctx.store.add_attempts(round_, scored))
-    detail = f"{len(items)} items, {len(items) - len(done)} answered now"
-    if overhead is not None:
-        detail += f" by {len(student.engines)} student actors ({overhead:.1%} of their time not generating)"
+    answered = _answer(ctx, f"round {round_}: student answers", items, done, student, samples,
+                       lambda scored, _: ctx.store.add_attempts(round_, scored), answers)
+    detail = f"{len(items)} items, {len(items) - len(done)} answered now" + answered.cached_note()
+    if answered.overhead is not None:
+        detail += f" by {len(student.engines)} student actors ({answered.overhead:.1%} of their time not generating)"
     return detail
 
 
-def evaluate(ctx: Context, round_: int, student: Any) -> str:
+def evaluate(ctx: Context, round_: int, student: Any, answers: AnswerCache | None = None) -> str:
     """Greedy answers on the held-out test and general splits (round -1: the warm-up student)."""
     items = ctx.store.items("test") + ctx.store.items("general")
     done = ctx.store.evaluated_ids(round_)
     title = "warm-up student: held-out" if round_ == SETUP_ROUND else f"round {round_}: held-out eval"
-    _answer(ctx, title, items, done, student, 0, lambda scored, _: ctx.store.add_evals(round_, scored))
+    answered = _answer(ctx, title, items, done, student, 0, lambda scored, _: ctx.store.add_evals(round_, scored),
+                       answers)
     row = next((r for r in ctx.store.round_summary() if r[0] == round_), None)
     scores = [f"{split} {acc:.3f}" for split, acc in (("test", row[1]), ("general", row[3])) if acc is not None] if row else []
-    return ", ".join(scores) or f"{len(items)} items"
+    return (", ".join(scores) or f"{len(items)} items") + answered.cached_note()
+
+
+class Answered(NamedTuple):
+    cached: int  # answers taken from the warm-up student's cache
+    overhead: float | None  # the student pool's orchestration overhead, when it has several engines
+
+    def cached_note(self) -> str:
+        return f" ({self.cached} from the warm-up student's answer cache)" if self.cached else ""
 
 
 def _answer(ctx: Context, title: str, items: Sequence[Item], done: set[str], student: Any, samples: int,
-            record: Any) -> float | None:
+            record: Any, answers: AnswerCache | None = None) -> Answered:
     """Answer `items` not in `done` in batches spread over the student pool; score and
     `record(scored, seconds per item)` each batch as it arrives (whole batches only).
-    Returns the pool's orchestration overhead when it has several engines."""
+    With `answers` (the warm-up student's cache), greedy answers given in an earlier run are
+    taken from it, with the seconds they took then, and new ones are added to it.
+    """
     todo = [item for item in items if item.item_id not in done]
     prompts = _prompts(ctx, todo)
-    batch_size = ctx.cfg.student.batch_size
-    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
-    calls = [(([i.item_id for i in batch], prompts[n * batch_size : n * batch_size + len(batch)]),
-              {"samples": samples, "temperature": ctx.cfg.difficulty.temperature}) for n, batch in enumerate(batches)]
+    by_id = {i.item_id: i for i in todo}
+
+    def scored(generations: Sequence[Generation]) -> list[ScoredAttempt]:
+        out = []
+        for g in generations:
+            extracted = ctx.task.extract(by_id[g.item_id], g.text)
+            out.append(ScoredAttempt(g, extracted, ctx.task.is_correct(by_id[g.item_id], extracted)))
+        return out
+
+    answers = answers if samples == 0 else None  # sampled answers are never cached
+    hits: dict = {}
     with ctx.reporter.bar(title, len(items)) as advance:
         advance(len(items) - len(todo))
+        if answers is not None:
+            hits = answers.lookup([i.item_id for i in todo], prompts)
+            for seconds, batch in itertools.groupby(sorted(hits.values(), key=lambda h: h.seconds), lambda h: h.seconds):
+                generations = [h.generation for h in batch]  # one batch of the run that answered them
+                record(scored(generations), seconds)
+                advance(len(generations))
+            todo, prompts = [i for i in todo if i.item_id not in hits], [p for i, p in zip(todo, prompts)
+                                                                       if i.item_id not in hits]
+        batch_size = ctx.cfg.student.batch_size
+        batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+        texts = [prompts[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+        calls = [(([i.item_id for i in batch], text), {"samples": samples, "temperature": ctx.cfg.difficulty.temperature})
+                 for batch, text in zip(batches, texts)]
         if not batches:
-            return None  # nothing to answer: the student is not even loaded
+            return Answered(len(hits), None)  # nothing to answer: the student is not even loaded
         mark = student.mark()
         for n, seconds, generations in student.imap("generate", calls):
-            by_id = {i.item_id: i for i in batches[n]}
-            scored = []
-            for g in generations:
-                extracted = ctx.task.extract(by_id[g.item_id], g.text)
-                scored.append(ScoredAttempt(g, extracted, ctx.task.is_correct(by_id[g.item_id], extracted)))
-            record(scored, seconds / len(batches[n]))
+            record(scored(generations), seconds / len(batches[n]))
+            if answers is not None:
+                answers.add(texts[n], generations, seconds / len(batches[n]))
             advance(len(batches[n]))
-    return student.overhead(mark) if len(student.engines) > 1 else None
+    return Answered(len(hits), student.overhead(mark) if len(student.engines) > 1 else None)
 
 
 def _prompts(ctx: Context, items: Sequence[Item]) -> list[str]:
@@ -271,7 +301,7 @@ def build_train_set(ctx: Context, round_: int, embedder: Any = None) -> str:
     elif strategy == "embed-sel":
         chosen = _embed_sel(ctx, round_, embedder, budget, seed)
     elif cfg.loop.weighting == "learnability":  # stat-sel or stat-syn
-        chosen = _learnable_set(ctx, round_, pairs, budget, seed)
+        chosen, weights = _learnable_set(ctx, round_, pairs, budget, seed)
     elif strategy == "stat-sel":
         chosen = selection.stat_sel(pairs, real_by_skill, k=cfg.loop.k, budget=budget, seed=seed)
     elif strategy == "skill-it":
@@ -292,20 +322,24 @@ def build_train_set(ctx: Context, round_: int, embedder: Any = None) -> str:
     reasons = defaultdict(int)
     for c in chosen:
         reasons[c.reason] += 1
-    return f"{strategy}: {len(chosen)} examples (" + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) + ")"
+    detail = f"{strategy}: {len(chosen)} examples (" + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) + ")"
+    return detail + (f"; learnability weights {weights}" if cfg.loop.weighting == "learnability" else "")
 
 
-def _learnable_set(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]], budget: int, seed: int) -> list:
+def _learnable_set(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]], budget: int,
+                   seed: int) -> tuple[list, str]:
     """STAT with learnability weights (`skills/learnability.py`): the weights from the profiles
     of rounds 0..r and the training sets of rounds < r, all in the store; stat-syn writes the
-    targeted share's items first, spread over each skill's difficult items."""
+    targeted share's items first, spread over each skill's difficult items. Returns the set
+    and the largest weights as text (logged as an event too)."""
     from sgi.skills import learnability, selection, synthesis
 
     cfg, store = ctx.cfg, ctx.store
     weights = learnability.skill_weights([store.skill_states(r) for r in range(round_ + 1)],
                                          [store.trained_per_skill(r) for r in range(round_)], cfg.loop.prior_examples)
     shown = ", ".join(f"{s} {w:.2f}" for s, w in sorted(weights.items(), key=lambda kv: -kv[1])[:8])
-    store.log(round_, "select", f"learnability weights: {shown or 'none (every skill at its floor or mastered)'}")
+    shown = shown or "none (every skill at its floor or mastered): all replay"
+    store.log(round_, "select", f"learnability weights: {shown}")
     pool = store.items("pool")
     synthetic = []
     if cfg.loop.strategy == "stat-syn":
@@ -313,8 +347,9 @@ def _learnable_set(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]], 
         counts = selection.allocate(weights, targeted)
         synthetic = synthesize(ctx, round_, synthesis.weighted_requests(pairs, counts))
     by_skill = _by_skill(ctx, pool + store.items("synthetic") if synthetic else pool)
-    return selection.weighted_sel(pairs, by_skill, [i.item_id for i in pool], weights, budget=budget,
-                                  replay=cfg.loop.replay, seed=seed, synthetic=synthetic)
+    chosen = selection.weighted_sel(pairs, by_skill, [i.item_id for i in pool], weights, budget=budget,
+                                    replay=cfg.loop.replay, seed=seed, synthetic=synthetic)
+    return chosen, shown
 
 
 def _by_skill(ctx: Context, items: Sequence[Item]) -> dict[str, list[str]]:
@@ -414,7 +449,8 @@ def train(ctx: Context, round_: int, base: Path, out: Path, trainer: Any) -> str
 
 # --- compose: System 1 + System 2 -----------------------------------------------------------
 
-def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int, collab: Any = None) -> str:
+def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int, collab: Any = None,
+            answers: AnswerCache | None = None) -> str:
     """The composed solver of round `round_`'s student: both systems answer the probe and
     test items, each router's threshold is chosen on probe and applied to test, and the
     routes and the accuracy-vs-escalation curves are written; with `collab` (a
@@ -427,7 +463,7 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
     _answer(ctx, f"{_round_label(round_)}: System 1 (student)", items, done, system1, 0,
             lambda scored, seconds: ctx.store.add_solutions(round_, "system1", [
                 (a.generation.item_id, a.generation.text, a.extracted, a.correct, a.generation.n_tokens, seconds,
-                 a.generation.mean_prob, a.generation.min_prob, a.generation.margin) for a in scored]))
+                 a.generation.mean_prob, a.generation.min_prob, a.generation.margin) for a in scored]), answers)
     key = system2_key(ctx.cfg)
     _solve_system2(ctx, items, system2, key, s2_round)
     rows = ctx.store.compose_rows(round_, s2_round, key, cfg.feature)

@@ -117,3 +117,11 @@ def test_every_preset_loads_short_questions_of_known_families(preset):
     assert max(len(i.question.split()) for i in items) < 40
     assert set(FAMILY_SPECS) >= set(p.families) | set(p.general)
     assert set(p.roles) == set(p.families)  # every family says what it is for
+
+
+def test_a_smaller_test_split_is_a_prefix_and_leaves_probe_and_pool_alone():
+    small = GymTask(**{**SMALL, "test_per_family": 3}).load_items()
+    big = GymTask(**{**SMALL, "test_per_family": 6}).load_items()
+    assert [i for i in small if i.split != "test"] == [i for i in big if i.split != "test"]
+    big_test = [i for i in big if i.split == "test"]
+    assert [i for i in small if i.split == "test"] == [i for i in big_test if int(i.item_id.rsplit("-", 1)[1]) < 3]

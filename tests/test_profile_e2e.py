@@ -105,6 +105,23 @@ def test_repeated_command_skips_finished_stages_and_adds_nothing(run):
     store.close()
 
 
+def test_another_run_from_the_same_warm_up_takes_its_answers_from_the_cache(run):
+    """The cached warm-up student answered these probe items in the first run: a second run
+    (another name, same task and warm-up) reads them back instead of loading the student."""
+    tmp, _ = run
+    again = sgi("profile", *overrides(tmp, ["name=e2e-again"]), cwd=tmp)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "loading the student" not in again.stderr
+    first, second = (Store(tmp / "runs" / name / "sgi.duckdb", read_only=True) for name in ("e2e", "e2e-again"))
+    try:
+        assert second.attempts(0) == first.attempts(0)  # answers, confidences and scores alike
+        infer = next(detail for r, stage, _, _, detail in second.ledger() if stage == "infer")
+        assert "24 from the warm-up student's answer cache" in infer
+    finally:
+        first.close()
+        second.close()
+
+
 def test_status_shows_ledger_and_profile(run):
     tmp, _ = run
     result = sgi("status", str(tmp / "runs" / "e2e"), cwd=tmp)

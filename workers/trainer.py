@@ -43,6 +43,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+import transformers.modeling_utils
 from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
@@ -329,9 +330,14 @@ def _encode(tokenizer, system_prompt, question, answer, max_len):
     return prompt + target, [IGNORE] * len(prompt) + target
 
 
+# Whether the model takes a boolean `logits_to_keep` mask (transformers 5.20 and later).
+_MASKED_LOGITS = hasattr(transformers.modeling_utils, "slice_logits_to_keep")
+
+
 def _collate(rows, pad_id):
     """A right-padded batch, and `logits_to_keep`: the positions whose next token is an
-    answer token, the only ones the loss reads (see `_answer_loss`)."""
+    answer token, the only ones the loss reads (see `_answer_loss`). Transformers before
+    5.20 (the vLLM virtualenv pins one) takes no mask there and projects every position."""
     width = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), width), pad_id)
     labels = torch.full((len(rows), width), IGNORE)
@@ -342,7 +348,8 @@ def _collate(rows, pad_id):
         mask[r, : len(x)] = 1
     keep = torch.zeros((len(rows), width), dtype=torch.bool)
     keep[:, :-1] = labels[:, 1:] != IGNORE
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "logits_to_keep": keep}
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return batch | {"logits_to_keep": keep} if _MASKED_LOGITS else batch
 
 
 def _answer_loss(outputs, labels, num_items_in_batch=None):
@@ -353,11 +360,13 @@ def _answer_loss(outputs, labels, num_items_in_batch=None):
     positions in the batch's `logits_to_keep` mask (a [kept, vocab] tensor, in row order),
     which gives the same loss as the model's own (summed over the answer tokens, divided
     by the Trainer's token count) at about 20% less time per step on the CPU here
-    (docs/benchmarks.md, "Training cost").
+    (docs/benchmarks.md, "Training cost"). Without the mask (older transformers) the
+    logits are [batch, length, vocab] and the same positions are picked here.
     """
-    targets = labels[:, 1:][labels[:, 1:] != IGNORE]
-    loss = torch.nn.functional.cross_entropy(outputs.logits.float(), targets, reduction="sum")
-    return loss / (num_items_in_batch if num_items_in_batch is not None else len(targets))
+    answer = labels[:, 1:] != IGNORE
+    logits = outputs.logits if outputs.logits.ndim == 2 else outputs.logits[:, :-1][answer]
+    loss = torch.nn.functional.cross_entropy(logits.float(), labels[:, 1:][answer], reduction="sum")
+    return loss / (num_items_in_batch if num_items_in_batch is not None else int(answer.sum()))
 
 
 def _batch_at(n: int, batch_size: int, seed: int, step: int, lengths: Sequence[int] | None = None) -> list[int]:

@@ -118,6 +118,7 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "learnable"
 
 _MAX_BATCHES = 20  # bounded re-seeding when a small config keeps colliding
+TEST_RESERVE = 100  # test questions a family always set aside (see GymTask.load_items)
 
 
 class GymTask:
@@ -145,15 +146,22 @@ class GymTask:
 
     def load_items(self) -> list[Item]:
         """Test first, then probe, pool and general, so held-out items never change when
-        the pool sizes do; every later split skips questions already taken."""
-        plan = [(f, "test", self.test_per_family) for f in self.families]
-        plan += [(f, "probe", self.probe_per_family) for f in self.families]
-        plan += [(f, "pool", n) for f, n in self.families.items()]
-        plan += [(f, "general", n) for f, n in self.general.items()]
+        the pool sizes do; every later split skips questions already taken.
+
+        At least TEST_RESERVE test questions a family are taken (and kept out of the later
+        splits) whatever `test_per_family` is, and its first `test_per_family` are the test
+        split: a smaller test split leaves probe and pool as they are, so a study can measure
+        the default's training on more held-out items than the default answers.
+        """
+        reserve = max(self.test_per_family, TEST_RESERVE)
+        plan = [(f, "test", reserve, self.test_per_family) for f in self.families]
+        plan += [(f, "probe", self.probe_per_family, self.probe_per_family) for f in self.families]
+        plan += [(f, "pool", n, n) for f, n in self.families.items()]
+        plan += [(f, "general", n, n) for f, n in self.general.items()]
         seen: set[str] = set()
         items: list[Item] = []
-        for family, split, count in plan:
-            items += self._generate(family, split, count, seen)
+        for family, split, taken, kept in plan:
+            items += self._generate(family, split, taken, seen)[:kept]
         return items
 
     def _generate(self, family: str, split: str, count: int, seen: set[str]) -> list[Item]:
