@@ -117,6 +117,7 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=RESULTS / "stat_vs_sft",
                     help="where finished runs' summaries are kept and reused")
     ap.add_argument("--rerun", action="store_true", help="run even where a kept summary exists")
+    ap.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for docs/benchmarks.md)")
     args = ap.parse_args()
     if "uniform" not in args.arms:
         args.arms.insert(0, "uniform")  # every difference is paired with it
@@ -128,9 +129,21 @@ def main() -> None:
             print(f"done {arm} seed {seed} ({runs[(arm, seed)]['seconds']:.0f} s in its ledger)", file=sys.stderr)
     console = Console(width=170)
     rounds = list(range(args.rounds))
-    console.print(summary_table(args, runs, rounds, roles))
-    console.print(paired_table(args, runs, rounds, roles))
-    console.print(family_table(args, runs, roles))
+    for table in (summary_table(args, runs, rounds, roles), paired_table(args, runs, rounds, roles),
+                  family_table(args, runs, roles)):
+        if args.markdown:
+            print(markdown(table))
+        else:
+            console.print(table)
+
+
+def markdown(table: Table) -> str:
+    """A rich table as a Markdown one, for docs/benchmarks.md."""
+    cells = [[str(c) for c in column._cells] for column in table.columns]
+    lines = [f"{table.title}:", "", "| " + " | ".join(str(c.header) for c in table.columns) + " |",
+             "|" + "|".join("---" if c.justify == "left" else "---:" for c in table.columns) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in zip(*cells)]
+    return "\n".join(lines) + "\n"
 
 
 def summary_table(args, runs, rounds, roles) -> Table:

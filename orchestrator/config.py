@@ -186,6 +186,9 @@ class DifficultyConfig(Section):
         return self
 
 
+LEARNABILITY_STRATEGIES = ("stat-sel", "stat-syn")
+
+
 class LoopConfig(Section):
     """STAT's rounds: profile, build the round's training set, train, evaluate."""
 
@@ -195,10 +198,11 @@ class LoopConfig(Section):
     syn_per_pair: int = Field(2, ge=1, description="synthesized items per pair (stat-syn)")
     syn_share: float = Field(0.5, ge=0, le=1, description="share of synthetic items in stat-sel+syn")
     eta: float = Field(2.0, gt=0, description="skill-it: multiplicative-weights step on each round's missing rate")
-    weighting: Literal["paper", "learnability"] = Field(
-        "paper", description="stat-sel / stat-syn: 'paper' = k items per (difficult item, missing skill) pair; "
-                             "'learnability' = the budget split by missing count x accuracy above the floor x "
-                             "measured learning rate, plus uniform replay (skills/learnability.py)")
+    weighting: Literal["paper", "learnability"] | None = Field(
+        None, description="stat-sel / stat-syn: 'paper' = k items per (difficult item, missing skill) pair; "
+                          "'learnability' = the budget split by missing count x accuracy above the floor x "
+                          "measured learning rate, plus uniform replay (skills/learnability.py); "
+                          "None = learnability for stat-sel and stat-syn (runs made before 2026-12-02: paper)")
     replay: float = Field(0.25, ge=0, le=1, description="learnability weighting: share of the budget drawn "
                                                          "uniformly from the pool, against forgetting")
     prior_examples: float = Field(100.0, ge=0, description="learnability weighting: training examples a skill's "
@@ -206,9 +210,14 @@ class LoopConfig(Section):
 
     @model_validator(mode="after")
     def _weighting_applies_to_stat(self) -> LoopConfig:
-        if self.weighting == "learnability" and self.strategy not in ("stat-sel", "stat-syn"):
+        if self.weighting == "learnability" and self.strategy not in LEARNABILITY_STRATEGIES:
             raise ValueError(f"weighting 'learnability' applies to strategy stat-sel or stat-syn, not {self.strategy!r}")
         return self
+
+    @property
+    def by_learnability(self) -> bool:
+        """Whether this round's set is weighted by learnability (the default of stat-sel and stat-syn)."""
+        return self.strategy in LEARNABILITY_STRATEGIES and self.weighting != "paper"
 
 
 class TrainConfig(Section):
@@ -362,10 +371,14 @@ def load_config(path: Path | None = None, overrides: list[str] = (), stored: str
 
 def _as_made(stored: dict[str, Any]) -> dict[str, Any]:
     """A run's stored config, read as the run was made where a later field's default would
-    change what it meant: runs from before `task.gym.preset` used what is now 'hard'."""
+    change what it meant: runs from before `task.gym.preset` used what is now 'hard', and
+    runs from before `loop.weighting` (or when 'paper' was its default) the paper's rule."""
     gym = stored.get("task", {}).get("gym") if isinstance(stored.get("task"), dict) else None
     if isinstance(gym, dict) and "preset" not in gym:
         gym["preset"] = "hard"
+    loop = stored.get("loop")
+    if isinstance(loop, dict) and "weighting" not in loop:
+        loop["weighting"] = "paper"
     return stored
 
 

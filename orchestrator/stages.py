@@ -300,7 +300,7 @@ def build_train_set(ctx: Context, round_: int, embedder: Any = None) -> str:
         chosen = selection.uniform([i.item_id for i in store.items("pool")], budget=budget, seed=seed)
     elif strategy == "embed-sel":
         chosen = _embed_sel(ctx, round_, embedder, budget, seed)
-    elif cfg.loop.weighting == "learnability":  # stat-sel or stat-syn
+    elif cfg.loop.by_learnability:  # stat-sel or stat-syn
         chosen, weights = _learnable_set(ctx, round_, pairs, budget, seed)
     elif strategy == "stat-sel":
         chosen = selection.stat_sel(pairs, real_by_skill, k=cfg.loop.k, budget=budget, seed=seed)
@@ -323,7 +323,7 @@ def build_train_set(ctx: Context, round_: int, embedder: Any = None) -> str:
     for c in chosen:
         reasons[c.reason] += 1
     detail = f"{strategy}: {len(chosen)} examples (" + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) + ")"
-    return detail + (f"; learnability weights {weights}" if cfg.loop.weighting == "learnability" else "")
+    return detail + (f"; learnability weights {weights}" if cfg.loop.by_learnability else "")
 
 
 def _learnable_set(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]], budget: int,

@@ -89,3 +89,10 @@ def test_a_run_stored_before_presets_reads_as_the_hard_preset_it_was_made_with()
     assert "preset" not in old
     assert load_config(None, [], stored=old).task.gym.preset == "hard"
     assert load_config(None, [], stored=dump_config(load_config())).task.gym.preset == "learnable"
+
+
+def test_a_run_stored_before_the_weighting_option_keeps_the_papers_rule():
+    old = dump_config(load_config()).replace("  weighting: null\n", "")
+    assert "weighting" not in old
+    assert not load_config(None, [], stored=old).loop.by_learnability
+    assert load_config(None, [], stored=dump_config(load_config())).loop.by_learnability

@@ -116,9 +116,12 @@ def test_synthesis_requests_spread_a_skills_count_over_its_difficult_items():
     assert weighted_requests(pairs, {"A": 5, "B": 2, "C": 4}) == [("A", "d1", 3), ("A", "d2", 2), ("B", "d3", 2)]
 
 
-def test_learnability_weighting_needs_a_stat_strategy():
-    assert load_config(overrides=["loop.weighting=learnability"]).loop.weighting == "learnability"
-    load_config(overrides=["loop.weighting=learnability", "loop.strategy=stat-syn"])
+def test_learnability_weighting_is_the_stat_default_and_needs_a_stat_strategy():
+    assert load_config().loop.by_learnability  # stat-sel, weighting unset
+    assert load_config(overrides=["loop.strategy=stat-syn"]).loop.by_learnability
+    assert not load_config(overrides=["loop.weighting=paper"]).loop.by_learnability
+    assert not load_config(overrides=["loop.strategy=skill-it"]).loop.by_learnability  # unset: not an error
+    assert load_config(overrides=["loop.weighting=learnability", "loop.strategy=stat-syn"]).loop.by_learnability
     with pytest.raises(ConfigError, match="weighting 'learnability' applies to strategy stat-sel or stat-syn"):
         load_config(overrides=["loop.weighting=learnability", "loop.strategy=uniform"])
 

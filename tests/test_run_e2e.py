@@ -59,7 +59,7 @@ def test_checkpoints_chain_from_round_to_round(two_rounds):
     assert len(infer) == 2 and all("by 2 student actors" in d for d in infer)
 
 
-def test_train_sets_follow_stat_sel(two_rounds):
+def test_train_sets_follow_stat_sel_by_learnability(two_rounds):
     _, store = two_rounds
     for round_ in (0, 1):
         train = store.train_set(round_)
@@ -68,10 +68,15 @@ def test_train_sets_follow_stat_sel(two_rounds):
         labels = store.labels()
         pool = {i.item_id for i in store.items("pool")}
         for item_id, _q, _a, skill, cause, reason in train:
-            assert item_id in pool and reason in {"pair", "fill"}
-            assert skill in labels[item_id]
-            if reason == "pair":
-                assert (cause, skill) in pairs
+            assert item_id in pool and reason in {"targeted", "replay"}
+            if reason == "targeted":  # a labelled skill of the item, caused by a difficult item that missed it
+                assert skill in labels[item_id] and (cause, skill) in pairs
+        # loop.replay 0.25 of the budget, or all of it where no skill is above its floor and unmastered
+        select = next(d for r, stage, _, _, d in store.ledger() if stage == "select" and r == round_)
+        assert "learnability weights" in select
+        replay = sum(r[5] == "replay" for r in train)
+        assert replay == (128 if "all replay" in select else 32), select
+        assert round_ == 1 or replay == 32  # round 0: the profile has skills to target
 
 
 def test_evals_per_round_and_the_student_learns(two_rounds):
@@ -98,7 +103,8 @@ def test_evals_per_round_and_the_student_learns(two_rounds):
 @pytest.mark.parametrize("strategy", ["stat-syn", "embed-sel", "uniform", "skill-it", "stat-syn+learn"])
 def test_other_strategies_one_round_inline(tmp_path, strategy):
     name, _, learn = strategy.partition("+")
-    weighting = ["loop.weighting=learnability", "loop.replay=0.5"] if learn else []
+    # stat-syn with the paper's rule; stat-syn+learn with learnability weighting (its default)
+    weighting = ["loop.replay=0.5"] if learn else ["loop.weighting=paper"] if name == "stat-syn" else []
     store = run_sgi(tmp_path, name, [f"loop.strategy={name}", *weighting, "loop.rounds=1", "warmup.enabled=false",
                                      "train.steps=2", "train.batch_size=4", "ray.enabled=false",
                                      "compose.enabled=false", *FEW_HELD_OUT])
