@@ -1,58 +1,38 @@
-"""The warm-up student's answer cache on real files: what is kept, what is looked up, a line
-cut by a kill, a link in its place, and the settings digest that keys it."""
+"""Answer extraction on outputs recorded from the real student (zero-shot and warmed up)."""
 
-from __future__ import annotations
-
-import os
+import json
+from pathlib import Path
 
 import pytest
 
-from sgi.orchestrator import build
-from sgi.orchestrator.answers import AnswerCache
-from sgi.orchestrator.config import load_config
-from sgi.skills.records import Generation
+from sgi.skills.answers import extract_answer
+from sgi.skills.tasks.gym import FAMILY_SPECS
+
+RECORDED = [json.loads(line) for line in (Path(__file__).parent / "data" / "real_outputs.jsonl").open()]
 
 
-def _gen(item_id: str, text: str) -> Generation:
-    return Generation(item_id, 0, text, 2, 0.9, 0.5, 0.4)
+@pytest.mark.parametrize("row", RECORDED, ids=lambda r: r["output"][:40])
+def test_recorded_outputs(row):
+    kind = FAMILY_SPECS[row["family"]].kind
+    assert extract_answer(row["output"], kind) == row["expected"]
 
 
-def test_answers_are_found_by_prompt_under_todays_item_ids(tmp_path):
-    cache = AnswerCache(tmp_path / "answers" / "x.jsonl")
-    assert cache.lookup(["a"], ["What is 2 + 2?"]) == {}
-    cache.add(["What is 2 + 2?", "What is 3 + 3?"], [_gen("old-1", "4"), _gen("old-2", "6")], seconds=0.25)
-    found = cache.lookup(["t-7", "t-8", "t-9"], ["What is 3 + 3?", "What is 2 + 2?", "What is 5 + 5?"])
-    assert set(found) == {"t-7", "t-8"}  # the unseen prompt is a miss
-    assert found["t-7"].generation == _gen("t-7", "6") and found["t-7"].seconds == 0.25
-    assert found["t-8"].generation.text == "4"
+def test_recording_covers_prose_and_bare_answers():
+    assert len(RECORDED) >= 15
+    assert any("\n" in r["output"] for r in RECORDED)
+    assert any(r["expected"] == "" for r in RECORDED)
 
 
-def test_a_line_cut_by_a_kill_is_skipped_and_later_lines_still_count(tmp_path):
-    cache = AnswerCache(tmp_path / "x.jsonl")
-    cache.add(["p1"], [_gen("a", "1")], 0.1)
-    with open(cache.path, "a") as f:
-        f.write('{"prompt": "cut mid-wri')  # what a SIGKILL during a write leaves
-    cache.add(["p2"], [_gen("b", "2")], 0.2)
-    assert set(cache.lookup(["a", "b"], ["p1", "p2"])) == {"a"}  # p2's line was glued to the cut one
-    cache.add(["p2"], [_gen("b", "2")], 0.2)
-    assert set(cache.lookup(["a", "b"], ["p1", "p2"])) == {"a", "b"}
-
-
-def test_the_cache_file_is_never_written_through_a_link(tmp_path):
-    target = tmp_path / "elsewhere.txt"
-    target.write_text("precious\n")
-    path = tmp_path / "answers" / "x.jsonl"
-    path.parent.mkdir()
-    os.symlink(target, path)
-    with pytest.raises(OSError):
-        AnswerCache(path).add(["p"], [_gen("a", "1")], 0.1)
-    assert target.read_text() == "precious\n"
-
-
-def test_the_settings_that_shape_an_answer_key_the_file(tmp_path):
-    model = tmp_path / "warmup" / "abc" / "merged"
-    base = AnswerCache.for_model(model, build.answer_settings(load_config()))
-    assert base.path.parent == model.parent / "answers"
-    assert base.path == AnswerCache.for_model(model, build.answer_settings(load_config(None, ["seed=3"]))).path
-    for change in ("student.system_prompt=Be brief.", "student.max_new_tokens=8", "student.batch_size=4"):
-        assert AnswerCache.for_model(model, build.answer_settings(load_config(None, [change]))).path != base.path
+@pytest.mark.parametrize(
+    "output, kind, expected",
+    [
+        ("The answer is: Paris.", "text", "Paris"),
+        ("**Answer:** 3/4", "number", "3/4"),
+        ("\\boxed{12}", "number", "12"),
+        ("1,234", "number", "1234"),
+        ("x = -5", "number", "-5"),
+        ("", "number", ""),
+    ],
+)
+def test_marker_and_format_rules(output, kind, expected):
+    assert extract_answer(output, kind) == expected
