@@ -65,11 +65,11 @@ def student_args(cfg: RunConfig, model_path: str) -> dict[str, Any]:
 
 
 def answer_settings(cfg: RunConfig) -> dict[str, Any]:
-    """What shapes a student's greedy answer besides its weights and the prompt text: the key
-    of the warm-up student's answer cache (`orchestrator/answers.py`)."""
-    s = cfg.student
-    return {"engine": s.engine, "system_prompt": s.system_prompt, "max_new_tokens": s.max_new_tokens,
-            "dtype": resolve_dtype(s.dtype), "batch_size": s.batch_size}
+    """What shapes a student's greedy answer besides its weights and the prompt text: its
+    engine and `student_args` less the path, threads and sampling seed; the key of the
+    warm-up student's answer cache (`orchestrator/answers.py`)."""
+    args = student_args(cfg, model_path="")
+    return {"engine": cfg.student.engine, **{k: v for k, v in args.items() if k not in ("model_path", "threads", "seed")}}
 
 
 def student_threads(cfg: RunConfig) -> int:

@@ -346,10 +346,12 @@ def _collate(rows, pad_id):
         ids[r, : len(x)] = torch.tensor(x)
         labels[r, : len(y)] = torch.tensor(y)
         mask[r, : len(x)] = 1
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    if not _MASKED_LOGITS:
+        return batch
     keep = torch.zeros((len(rows), width), dtype=torch.bool)
     keep[:, :-1] = labels[:, 1:] != IGNORE
-    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-    return batch | {"logits_to_keep": keep} if _MASKED_LOGITS else batch
+    return batch | {"logits_to_keep": keep}
 
 
 def _answer_loss(outputs, labels, num_items_in_batch=None):
