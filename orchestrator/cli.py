@@ -50,8 +50,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Piped output (CI logs, tests) would otherwise wrap tables at 80 columns.
-console = Console() if sys.stdout.isatty() else Console(width=120)
+# Piped output (CI logs, tests) would otherwise wrap tables at 80 columns. No emoji codes:
+# tables quote data (skill names, stage details), whose ":name:" must stay as written.
+console = Console(emoji=False) if sys.stdout.isatty() else Console(width=120, emoji=False)
 
 ConfigArg = Annotated[Optional[Path], typer.Argument(help="YAML config; omit for the embedded default.")]
 SetOpt = Annotated[list[str], typer.Option("--set", help="Override a config key, e.g. --set student.batch_size=8.")]
@@ -190,7 +191,8 @@ def compare(
     a, b = finals[0][1], finals[1][1]
     for skill in sorted(set(a) | set(b)):
         delta = b[skill] - a[skill] if skill in a and skill in b else None
-        table.add_row(skill, _pct(a.get(skill)), _pct(b.get(skill)), f"{delta:+.3f}" if delta is not None else "-")
+        table.add_row(escape(skill), _pct(a.get(skill)), _pct(b.get(skill)),
+                      f"{delta:+.3f}" if delta is not None else "-")
     console.print(table)
 
 
@@ -367,7 +369,7 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
             ledger.add_column(col)
         for round_, stage, state, seconds, detail in store.ledger():
             ledger.add_row("setup" if round_ < 0 else str(round_), stage, state,
-                           f"{seconds:.1f}" if seconds is not None else "", detail)
+                           f"{seconds:.1f}" if seconds is not None else "", escape(detail))
         console.print(ledger)
         usage = store.teacher_usage()
         if usage:
@@ -416,7 +418,7 @@ def msp_table(rows: list[tuple], title: str) -> Table:
     for col in ("skill", "attempts", "correct", "accuracy", "floor", "missing", "missing rate", "share"):
         table.add_column(col, justify="left" if col == "skill" else "right", no_wrap=(col == "skill"))
     for skill, attempts, correct, missing, rate, share, accuracy, floor in rows:
-        table.add_row(skill, str(attempts), str(correct), f"{accuracy:.2f}", f"{floor:.2f}", str(missing),
+        table.add_row(escape(skill), str(attempts), str(correct), f"{accuracy:.2f}", f"{floor:.2f}", str(missing),
                       f"{rate:.2f}", f"{share:.2f}" if share is not None else "-")
     return table
 

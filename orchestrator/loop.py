@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from sgi.orchestrator import build, rundir, stages
 from sgi.orchestrator.answers import AnswerCache
 from sgi.orchestrator.config import ConfigError, RunConfig, dump_config, load_config
@@ -241,7 +243,8 @@ class Session:
                                     f"`sgi resume {self.cfg.run_dir}`") from err
         store.finish_stage(round_, name, detail)
         self.reporter.event(event="stage", round=round_, stage=name, status="done")
-        self.reporter.note(f"{label} {name}: {detail} [dim]({time.perf_counter() - start:.1f} s)[/dim]")
+        # a detail quotes data (skill names from the teacher): shown as text, not as rich markup
+        self.reporter.note(f"{label} {name}: {escape(detail)} [dim]({time.perf_counter() - start:.1f} s)[/dim]")
 
     def warmup(self) -> Path:
         """The student's model folder: the base model, or its cached warm-up SFT."""

@@ -26,7 +26,7 @@ class StopRequested(Exception):
 
 class Reporter:
     def __init__(self, console: Console | None = None, *, quiet: bool = False, mode: Mode | None = None):
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, emoji=False)  # notes quote data (stage details)
         self.mode: Mode = mode or ("quiet" if quiet else "bars")
         self.stop = threading.Event()
         self.signum: int | None = None  # the signal that asked for the stop

@@ -418,3 +418,53 @@ def test_disk_that_fills_during_the_run(private_mounts, tmp_path):
     data = write_jsonl(tmp_path / "items.jsonl", rows)
     done = sgi_on_tmpfs(tmp_path, data, "true", size="1m")
     one_error_line(done.returncode, done.stderr, str(tmp_path / "mnt" / "runs" / "default"), "No space left on device")
+
+
+# -- data text shown in the terminal -------------------------------------------------------
+
+MARKUP = "[/] [red]not red[/red] :smile:"  # what a teacher could name a skill
+
+
+def test_markup_in_a_stage_detail_is_shown_as_text_by_sgi_status(tmp_path, monkeypatch, capsys):
+    """Stage details quote teacher text (the learnability weights name skills): `sgi status`
+    prints it literally instead of failing on rich markup."""
+    from sgi.orchestrator.store import Store
+
+    run = tmp_path / "runs" / "r"
+    store = Store(run / STORE)
+    store.start_stage(0, "select")
+    store.finish_stage(0, "select", f"stat-sel: 8 examples; learnability weights {MARKUP} 0.50")
+    store.close()
+    monkeypatch.setattr(sys, "argv", ["sgi", "status", str(run)])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    out = capsys.readouterr().out
+    assert exited.value.code in (0, None)
+    assert MARKUP in out  # literal: neither styled nor an emoji
+
+
+def test_markup_in_skill_names_is_shown_as_text_in_the_profile_table():
+    from rich.console import Console
+
+    console = Console(record=True, width=200, emoji=False)  # as cli's own
+    console.print(cli.msp_table([(MARKUP, 4, 1, 3, 0.75, 0.5, 0.25, 0.1)], title="profile"))
+    assert MARKUP in console.export_text()
+
+
+def test_markup_in_a_stage_detail_is_shown_as_text_while_the_run_goes(tmp_path):
+    """The loop prints each finished stage's detail: teacher text in it is not rich markup."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from sgi.orchestrator.loop import Session
+    from sgi.orchestrator.progress import Reporter
+    from sgi.orchestrator.store import Store
+
+    console = Console(record=True, width=200, emoji=False)  # as the Reporter's own
+    store = Store(tmp_path / STORE)
+    session = SimpleNamespace(ctx=SimpleNamespace(store=store), reporter=Reporter(console, mode="bars"),
+                              cfg=SimpleNamespace(run_dir=tmp_path))
+    Session.stage(session, 0, "select", lambda ctx: f"learnability weights {MARKUP} 0.50")
+    store.close()
+    assert f"round 0 select: learnability weights {MARKUP} 0.50" in console.export_text()
