@@ -235,6 +235,7 @@ class Session:
         self.reporter.check_stop()  # a stop asked for between stages takes effect here
         store.start_stage(round_, name)
         self.reporter.event(event="stage", round=round_, stage=name, status="running")
+        self.reporter.started(label, name)
         start = time.perf_counter()
         try:
             detail = fn(self.ctx, *args)

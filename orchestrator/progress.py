@@ -1,5 +1,8 @@
 """What a run shows while it works: rich bars, JSON lines for programs, or nothing.
 
+Bars on a console that is not a terminal (a log file, `sgi logs`, CI) are plain lines
+instead: one when a stage starts, one every ~10% of a bar, one when it ends.
+
 It also carries the graceful-stop flag: after SIGINT/SIGTERM the next `advance` (called
 once a batch is committed) raises `StopRequested`, so a stop never loses finished work.
 """
@@ -10,6 +13,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -31,6 +35,8 @@ class Reporter:
         self.stop = threading.Event()
         self.signum: int | None = None  # the signal that asked for the stop
         self.catching = False
+        # rich draws no live bar off a terminal: a log would show nothing until a bar ended
+        self.lines = self.mode == "bars" and not self.console.is_terminal
 
     def catch_signals(self) -> None:
         """SIGINT/SIGTERM set the stop flag; a second one aborts (KeyboardInterrupt).
@@ -54,6 +60,11 @@ class Reporter:
     def note(self, message: str) -> None:
         if self.mode == "bars":
             self.console.print(message)
+
+    def started(self, label: str, stage: str) -> None:
+        """A stage began; said only in a log, where no live bar shows it."""
+        if self.lines:
+            self.console.print(f"{label} {stage}: started", highlight=False)
 
     def warn(self, message: str) -> None:
         """Something the user should know even without bars (a JSON event in json mode)."""
@@ -86,6 +97,10 @@ class Reporter:
         if self.mode != "bars":
             yield tick
             return
+        if self.lines:
+            with self._lines(description, total, tick) as advance:
+                yield advance
+            return
         columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
         with Progress(*columns, console=self.console, transient=False) as progress:
@@ -96,3 +111,24 @@ class Reporter:
                 tick(n)
 
             yield advance
+
+    @contextmanager
+    def _lines(self, description: str, total: int, tick: Callable[[int], None]) -> Iterator[Callable[[int], None]]:
+        """A bar as log lines: a line each time another tenth of the total is done, and one at the end."""
+        done, shown, start = 0, 0, time.perf_counter()
+
+        def line() -> None:
+            percent = f" ({100 * done // total}%)" if total else ""
+            self.console.print(f"  {description}: {done}/{total}{percent}, {time.perf_counter() - start:.0f} s",
+                               highlight=False, markup=False)
+
+        def advance(n: int = 1) -> None:
+            nonlocal done, shown
+            done += n
+            if total and done < total and 10 * done // total > shown:
+                shown = 10 * done // total
+                line()
+            tick(n)
+
+        yield advance
+        line()
