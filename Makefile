@@ -37,8 +37,9 @@ test: install
 		HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS); \
 	fi
 
+# The unit tier only (seconds each; no Ray, training or served model).
 test-fast: install
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow and not vllm" $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 bench: install
 	$(PY) bench/bench_msp.py

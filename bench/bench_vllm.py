@@ -81,7 +81,7 @@ def bench_student(vllm_python: Path, model: Path, n: int, dtype: str) -> None:
 
 
 def bench_teacher(vllm_python: Path, model: Path, n: int, levels: list[int]) -> None:
-    from vllm_server import SERVED_NAME, VLLMServer
+    from support.vllm_server import SERVED_NAME, VLLMServer
 
     from sgi.skills.llm_teacher import LLMTeacher, load_templates
     from sgi.skills.rules import RulesTeacher
@@ -128,7 +128,7 @@ def main() -> None:
         args.student_worker.write_text(json.dumps(result))
         return
 
-    from vllm_server import vllm_python
+    from support.vllm_server import vllm_python
 
     from sgi.workers.models import resolve_student
 

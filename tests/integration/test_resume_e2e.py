@@ -8,20 +8,15 @@ with a real local Ray, the real SmolLM2 student, the rules teacher and a real Du
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import psutil
 import pytest
+from support.runs import SGI, TINY_RUN, Predicate, Run, as_sets, assert_same, batch, snapshot, stage, wait_released
 
 from sgi.workers.trainer import saved_step
 
@@ -30,130 +25,24 @@ pytestmark = pytest.mark.slow
 # Two rounds of STAT-Syn on a tiny task: every stage kind (labelling, inference, diagnosis,
 # synthesis, training, evaluation) runs in several committed batches.
 TINY = [
-    "task.gym.families={add_sub: 30, gcd: 20}",
-    "task.gym.probe_per_family=6",
-    "task.gym.test_per_family=4",
-    "task.gym.general={spell_backward: 2}",
-    "student.batch_size=4",
+    *TINY_RUN,
     "teacher.batch_size=16",
-    "warmup.enabled=false",
     "loop.rounds=2",
     "loop.strategy=stat-syn",
     # The paper's rule: with warm-up off every skill sits at its floor, so learnability
     # weighting would train on replay alone and the run would have no synthesis to kill.
     "loop.weighting=paper",
     "loop.syn_per_pair=1",
-    "train.steps=4",
-    "train.batch_size=4",
     "train.state_every=1",
     "compose.enabled=false",  # composing is tested in test_run_e2e; here it would only add kill points
     "ray.num_cpus=2",
 ]
-# Content tables compared row for row; columns that hold wall time or paths are left out.
-TABLES = {
-    "items": "*", "skills": "*", "item_skills": "*", "attempts": "*", "difficulty": "*", "diagnoses": "*",
-    "train_sets": "*", "synthesized": "*", "evals": "*",
-    "checkpoints": "round, steps, examples, final_loss",
-    "events": "round, stage, message",
-    "ledger": "round, stage, status",
-}
-Event = dict
-Predicate = Callable[[Event], bool]
 
 
 def command(tmp: Path, name: str, *extra: str, resume: bool = False) -> list[str]:
-    base = [sys.executable, "-m", "sgi.orchestrator"]
     if resume:
-        return [*base, "resume", str(tmp / "runs" / name), "--progress", "json", *extra]
-    sets = [a for o in [f"name={name}", f"runs_dir={tmp / 'runs'}", *TINY] for a in ("--set", o)]
-    return [*base, "run", "--progress", "json", *sets, *extra]
-
-
-class Run:
-    """`sgi` as a subprocess whose JSON progress lines can be waited on."""
-
-    def __init__(self, cmd: list[str], cwd: Path):
-        self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
-        self.events: list[Event] = []
-        self.other: list[str] = []
-
-    def wait_for(self, predicate: Predicate) -> Event | None:
-        """Read events until one matches (returned) or the process ends (None)."""
-        for line in self.proc.stderr:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                self.other.append(line)
-                continue
-            self.events.append(event)
-            if predicate(event):
-                return event
-        return None
-
-    def finish(self) -> int:
-        self.wait_for(lambda e: False)
-        self.stdout = self.proc.stdout.read()
-        return self.proc.wait(timeout=600)
-
-    def kill_all(self) -> None:
-        """SIGKILL the run and every process it started (Ray's too), like a machine losing the job."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self.proc.stderr.close()
-        self.proc.stdout.close()
-
-
-def stage(round_: int, name: str, status: str = "running") -> Predicate:
-    return lambda e: e.get("event") == "stage" and (e["round"], e["stage"], e["status"]) == (round_, name, status)
-
-
-def batch(bar: str, at_least: int = 1) -> Predicate:
-    """A committed batch of a bar whose title contains `bar`, with work still left."""
-    return lambda e: e.get("event") == "progress" and bar in e["bar"] and at_least <= e["done"] < e["total"]
-
-
-def wait_released(store: Path, timeout: float = 60) -> None:
-    """Until no process holds the DuckDB file (Ray's workers die a moment after their driver)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        holders = [p for p in psutil.process_iter(["pid"]) if _holds(p, store)]
-        if not holders:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{store} still held by {holders}")
-
-
-def _holds(proc: psutil.Process, path: Path) -> bool:
-    try:
-        return any(f.path == str(path) for f in proc.open_files())
-    except (psutil.Error, OSError):
-        return False
-
-
-def snapshot(store: Path) -> dict[str, list[tuple]]:
-    """Every content table, sorted, plus a digest of each round's trained weights."""
-    db = duckdb.connect(str(store), read_only=True)
-    try:
-        tables = {t: sorted(db.execute(f"SELECT {cols} FROM {t}").fetchall(), key=repr) for t, cols in TABLES.items()}
-        paths = db.execute("SELECT round, path FROM checkpoints ORDER BY round").fetchall()
-    finally:
-        db.close()
-    tables["weights"] = [(r, _digest(Path(p) / "model.safetensors")) for r, p in paths]
-    return tables
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def assert_same(store: Path, reference: dict[str, list[tuple]]) -> None:
-    got = snapshot(store)
-    for table, rows in reference.items():
-        assert len(got[table]) == len(rows), f"{table}: {len(got[table])} rows, uninterrupted run has {len(rows)}"
-        assert got[table] == rows, f"{table} differs from the uninterrupted run"
-    # Training resumed from its saved state gives the same weights, bit for bit (CPU, fixed seed):
-    # "weights" above compares each round's merged model file.
+        return [*SGI, "resume", str(tmp / "runs" / name), "--progress", "json", *extra]
+    return [*SGI, "run", "--progress", "json", *as_sets([f"name={name}", f"runs_dir={tmp / 'runs'}", *TINY]), *extra]
 
 
 @pytest.fixture(scope="module")

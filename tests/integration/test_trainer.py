@@ -1,4 +1,5 @@
-"""The SFT trainer: batching and masking (fast); resuming, full fine-tune and real learning (slow).
+"""The SFT trainer on real weights: deterministic for a seed, it learns, it resumes to the
+uninterrupted run's weights, and full fine-tunes write a plain model.
 
 Resume and bookkeeping tests use a tiny random Llama with SmolLM2's tokenizer (a few ms a
 step); learning tests use SmolLM2 itself.
@@ -6,72 +7,11 @@ step); learning tests use SmolLM2 itself.
 
 from __future__ import annotations
 
-import random
-
 import pytest
+from support.training import SYSTEM, additions
 
 from sgi.workers.models import resolve_student
-from sgi.workers.trainer import IGNORE, _batch_at, _collate
-
-SYSTEM = "Give only the final answer."
-
-
-def _additions(seed: int, n: int) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    pairs = ((rng.randint(10, 49), rng.randint(10, 49)) for _ in range(n))
-    return [(f"What is {a} + {b}?", str(a + b)) for a, b in pairs]
-
-
-def test_collate_pads_right_and_masks_padding():
-    batch = _collate([([5, 6, 7], [IGNORE, IGNORE, 7]), ([5, 8], [IGNORE, 8])], pad_id=0)
-    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 8, 0]]
-    assert batch["labels"].tolist() == [[IGNORE, IGNORE, 7], [IGNORE, 8, IGNORE]]
-    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
-    # only the positions whose next token is an answer token are projected onto the vocabulary
-    assert batch["logits_to_keep"].tolist() == [[False, True, False], [True, False, False]]
-
-
-def test_answer_loss_equals_the_models_own_loss():
-    """Projecting only the kept positions changes the cost, not the loss."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from sgi.workers.trainer import _answer_loss, _encode
-
-    path = resolve_student()
-    tok, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path)
-    batch = _collate([_encode(tok, SYSTEM, q, a, 128) for q, a in _additions(0, 3) + [("What is 7 + 8?", "15")]],
-                     tok.eos_token_id)
-    with torch.no_grad():
-        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
-        kept = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                     logits_to_keep=batch["logits_to_keep"])
-    assert kept.logits.shape[0] == int((batch["labels"] != IGNORE).sum())  # answer tokens only, not every position
-    assert abs(float(_answer_loss(kept, batch["labels"])) - float(full)) < 1e-5
-    # transformers before 5.20 takes no mask: the loss picks the same positions from full logits
-    every = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    assert abs(float(_answer_loss(every, batch["labels"])) - float(full)) < 1e-5
-
-
-def test_batches_are_seeded_full_epochs():
-    first = [_batch_at(10, 4, 3, step) for step in range(1, 5)]
-    assert first == [_batch_at(10, 4, 3, step) for step in range(1, 5)]  # a pure function of (seed, step)
-    assert all(len(x) == 4 for x in first)  # the ragged tail of an epoch is dropped
-    assert len(set(first[0] + first[1])) == 8  # no repeats within an epoch
-    assert first[2] != first[0]  # a new epoch is a new permutation
-    assert first != [_batch_at(10, 4, 4, step) for step in range(1, 5)]
-    assert sorted(_batch_at(3, 8, 0, 1)) == [0, 1, 2]  # fewer examples than a batch: all of them
-
-
-def test_length_grouped_batches_cover_each_epoch_and_pad_less():
-    lengths = [random.Random(i).randint(40, 90) for i in range(256)]
-    def pad(batch):
-        return len(batch) * max(lengths[i] for i in batch)
-    grouped = [_batch_at(256, 8, 0, s, lengths) for s in range(1, 33)]
-    assert grouped == [_batch_at(256, 8, 0, s, lengths) for s in range(1, 33)]
-    assert sorted(i for b in grouped for i in b) == list(range(256))
-    plain = [_batch_at(256, 8, 0, s) for s in range(1, 33)]
-    assert sum(map(pad, grouped)) < 0.85 * sum(map(pad, plain))
+from sgi.workers.trainer import IGNORE
 
 
 @pytest.mark.slow
@@ -98,7 +38,7 @@ def test_training_is_deterministic_for_a_seed(tmp_path):
     runs = []
     for name in ("one", "two"):
         losses = []
-        train_lora(resolve_student(), _additions(0, 32), tmp_path / name, system_prompt=SYSTEM, steps=3,
+        train_lora(resolve_student(), additions(0, 32), tmp_path / name, system_prompt=SYSTEM, steps=3,
                    batch_size=4, progress=lambda s, n, loss: losses.append(loss))
         runs.append(losses)
     assert runs[0] == runs[1] and len(runs[0]) == 3
@@ -110,7 +50,7 @@ def test_lora_learns_two_digit_addition(tmp_path):
     from sgi.workers.trainer import train_lora
 
     base = resolve_student()
-    held_out = [x for x in _additions(1, 40) if x not in set(_additions(0, 200))][:24]
+    held_out = [x for x in additions(1, 40) if x not in set(additions(0, 200))][:24]
 
     def correct(model_path) -> int:
         student = TransformersStudent(model_path, SYSTEM, max_new_tokens=8)
@@ -118,7 +58,7 @@ def test_lora_learns_two_digit_addition(tmp_path):
         return sum(g.text == a for g, (_, a) in zip(gens, held_out))
 
     seen = []
-    metrics = train_lora(base, _additions(0, 200), tmp_path / "round1", system_prompt=SYSTEM, steps=20,
+    metrics = train_lora(base, additions(0, 200), tmp_path / "round1", system_prompt=SYSTEM, steps=20,
                          progress=lambda s, n, loss: seen.append((s, n)))
     assert seen[-1] == (20, 20) and metrics["steps"] == 20
     assert metrics["final_loss"] < metrics["first_loss"] / 3
@@ -126,24 +66,6 @@ def test_lora_learns_two_digit_addition(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["round1"]  # no temp folders left beside it
     before, after = correct(base), correct(tmp_path / "round1" / "merged")
     assert after > before and after >= len(held_out) // 4, (before, after)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A 2-layer random Llama with SmolLM2's tokenizer: trains in milliseconds a step."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-
-    base = resolve_student()
-    config = AutoConfig.from_pretrained(base)
-    config.update({"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                   "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16})
-    path = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(path)
-    AutoTokenizer.from_pretrained(base).save_pretrained(path)
-    return path
 
 
 class _Killed(Exception):
@@ -159,7 +81,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tiny_model, tmp_path, full):
     from sgi.workers.trainer import saved_step, state_path, train_lora
 
     args = dict(system_prompt=SYSTEM, steps=6, batch_size=4, seed=1, full_finetune=full)
-    data = _additions(0, 10)  # 2 batches an epoch: steps 4-6 cross an epoch boundary
+    data = additions(0, 10)  # 2 batches an epoch: steps 4-6 cross an epoch boundary
     whole = train_lora(tiny_model, data, tmp_path / "whole", **args)
 
     def kill_at_3(step, steps, loss):
@@ -193,10 +115,10 @@ def test_resume_refuses_a_state_from_other_settings(tiny_model, tmp_path):
 
     out = tmp_path / "round"
     with pytest.raises(_Killed):
-        train_lora(tiny_model, _additions(0, 8), out, system_prompt=SYSTEM, steps=4, batch_size=4,
+        train_lora(tiny_model, additions(0, 8), out, system_prompt=SYSTEM, steps=4, batch_size=4,
                    state_every=2, progress=kill_at_2)
     with pytest.raises(ValueError, match=r"other settings \(lr\)"):
-        train_lora(tiny_model, _additions(0, 8), out, system_prompt=SYSTEM, steps=4, batch_size=4,
+        train_lora(tiny_model, additions(0, 8), out, system_prompt=SYSTEM, steps=4, batch_size=4,
                    lr=1e-3, resume=True)
 
 
@@ -206,7 +128,7 @@ def test_metrics_record_every_step(tiny_model, tmp_path):
 
     from sgi.workers.trainer import train_lora
 
-    m = train_lora(tiny_model, _additions(0, 8) + [("x" * 500, "1")], tmp_path / "r", system_prompt=SYSTEM,
+    m = train_lora(tiny_model, additions(0, 8) + [("x" * 500, "1")], tmp_path / "r", system_prompt=SYSTEM,
                    steps=3, batch_size=4, group_by_length=True)
     assert json.loads((tmp_path / "r" / "metrics.json").read_text()) == m
     assert len(m["losses"]) == 3 and m["first_loss"] == m["losses"][0]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vllm_server import free_port
+from support.ports import free_port
 
 SGI = [sys.executable, "-m", "sgi.orchestrator"]
 
@@ -82,7 +82,7 @@ def test_the_cluster_file_is_valid_for_the_ray_cluster_launcher():
     from ray.autoscaler._private.commands import prepare_config
     from ray.autoscaler._private.util import validate_config
 
-    raw = yaml.safe_load((Path(__file__).parents[1] / "ray_cluster.yaml").read_text())
+    raw = yaml.safe_load((Path(__file__).parents[2] / "ray_cluster.yaml").read_text())
     config = prepare_config(raw)  # fills the provider's defaults, then checks Ray's schema
     validate_config(config)
     assert {"head", "gpu_worker"} <= set(config["available_node_types"])

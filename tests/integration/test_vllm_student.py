@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from vllm_server import require_vllm
+from support.vllm_server import require_vllm
 
 from sgi.orchestrator.store import SETUP_ROUND, Store
 

@@ -20,8 +20,8 @@ import duckdb
 import pytest
 
 from sgi.reports.pages import skill_page
-from test_resume_e2e import Run, stage
-from vllm_server import free_port
+from support.ports import free_port
+from support.runs import SGI, TINY_RUN, Run, as_sets, stage
 
 pytestmark = pytest.mark.slow
 
@@ -30,15 +30,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 RUN = [
-    "task.gym.families={add_sub: 30, gcd: 20}",
-    "task.gym.probe_per_family=6",
-    "task.gym.test_per_family=4",
-    "task.gym.general={spell_backward: 2}",
-    "student.batch_size=4",
-    "warmup.enabled=false",
+    *TINY_RUN,
     "loop.rounds=1",
-    "train.steps=4",
-    "train.batch_size=4",
     "compose.max_items=10",
     "ray.enabled=false",
 ]
@@ -58,8 +51,8 @@ def require_browser():
 
 
 def sgi_run(tmp: Path, name: str, *extra: str) -> Run:
-    sets = [a for o in [f"name={name}", f"runs_dir={tmp / 'runs'}", *RUN, *extra] for a in ("--set", o)]
-    return Run([sys.executable, "-m", "sgi.orchestrator", "run", "--progress", "json", *sets], tmp)
+    sets = as_sets([f"name={name}", f"runs_dir={tmp / 'runs'}", *RUN, *extra])
+    return Run([*SGI, "run", "--progress", "json", *sets], tmp)
 
 
 def get(url: str) -> tuple[int, str]:

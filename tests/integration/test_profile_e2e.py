@@ -7,11 +7,10 @@ store holds — not just the exit code — and that a repeated command adds noth
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.runs import as_sets, sgi
 
 from sgi.orchestrator.store import Store
 
@@ -30,13 +29,8 @@ REDUCED = [
 ]
 
 
-def sgi(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "sgi.orchestrator", *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=1800)
-
-
 def overrides(tmp_path: Path, extra: list[str] = ()) -> list[str]:
-    return [a for o in [*REDUCED, f"runs_dir={tmp_path / 'runs'}", *extra] for a in ("--set", o)]
+    return as_sets([*REDUCED, f"runs_dir={tmp_path / 'runs'}", *extra])
 
 
 @pytest.fixture(scope="module")

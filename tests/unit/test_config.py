@@ -8,7 +8,7 @@ import pytest
 
 from sgi.orchestrator.config import ConfigError, RunConfig, dump_config, load_config
 
-EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
 
 
 def test_defaults_need_no_file():

@@ -14,7 +14,7 @@ import pytest
 from sgi.skills.records import SPLITS, Item
 from sgi.skills.tasks.files import FileTask, TaskDataError, hashed_split
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 JSONL_FIELDS = {"id": "id", "question": "q", "answer": "a", "skills": "skills", "split": "split"}
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from vllm_server import free_port
+from support.ports import free_port
 
 RAY = str(Path(sys.executable).with_name("ray"))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.runs import as_sets, sgi
 
 from sgi.orchestrator.store import Store
-from test_profile_e2e import sgi
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ FEW_HELD_OUT = ["task.gym.test_per_family=3", "task.gym.general={spell_backward:
 
 
 def run_sgi(tmp: Path, name: str, extra: list[str]) -> Store:
-    sets = [a for o in [f"name={name}", f"runs_dir={tmp / 'runs'}", *SMALL, *extra] for a in ("--set", o)]
+    sets = as_sets([f"name={name}", f"runs_dir={tmp / 'runs'}", *SMALL, *extra])
     result = sgi("run", "--quiet", *sets, cwd=tmp)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "per round" in result.stdout

@@ -14,21 +14,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ray_cluster import LocalCluster
-from test_resume_e2e import TABLES, snapshot
+from support.ray_cluster import LocalCluster
+from support.runs import TABLES, TINY_RUN, snapshot
 
 pytestmark = pytest.mark.slow
 
 CLUSTER_RUN = [
-    "task.gym.families={add_sub: 30, gcd: 20}",
-    "task.gym.probe_per_family=8",
-    "task.gym.test_per_family=4",
-    "task.gym.general={spell_backward: 2}",
-    "student.batch_size=4",
-    "warmup.enabled=false",
+    *TINY_RUN,
+    "task.gym.probe_per_family=8",  # four batches for two actors: a raylet can die mid-inference
     "loop.rounds=1",
-    "train.steps=4",
-    "train.batch_size=4",
     "compose.enabled=false",
     "ray.student_actors=2",
     "ray.student_cpus=1",

@@ -8,7 +8,7 @@ import pytest
 from sgi.skills.answers import extract_answer
 from sgi.skills.tasks.gym import FAMILY_SPECS
 
-RECORDED = [json.loads(line) for line in (Path(__file__).parent / "data" / "real_outputs.jsonl").open()]
+RECORDED = [json.loads(line) for line in (Path(__file__).parents[1] / "data" / "real_outputs.jsonl").open()]
 
 
 @pytest.mark.parametrize("row", RECORDED, ids=lambda r: r["output"][:40])

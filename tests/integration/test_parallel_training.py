@@ -12,11 +12,10 @@ import time
 
 import pytest
 
-from test_trainer import _additions, tiny_model  # noqa: F401  (a fixture, used by name)
+from support.training import SYSTEM, additions
 
 pytestmark = pytest.mark.slow
 
-SYSTEM = "Give only the final answer."
 ARGS = dict(system_prompt=SYSTEM, batch_size=4, seed=1, bf16=False)
 
 
@@ -51,7 +50,7 @@ def test_two_workers_train_what_one_process_trains(tiny_model, local_ray, tmp_pa
     from sgi.workers import actors
     from sgi.workers.trainer import train_lora
 
-    data = _additions(0, 12)  # 3 batches an epoch: 6 steps cross an epoch boundary
+    data = additions(0, 12)  # 3 batches an epoch: 6 steps cross an epoch boundary
     alone = train_lora(tiny_model, data, tmp_path / "alone", steps=6, **ARGS)
     host = _host(2)
     shown = []
@@ -73,7 +72,7 @@ def test_a_stopped_group_resumes_to_the_uninterrupted_weights(tiny_model, local_
     from sgi.workers import actors
     from sgi.workers.trainer import saved_step, train_lora
 
-    data, steps = _additions(0, 16), 16
+    data, steps = additions(0, 16), 16
     whole = train_lora(tiny_model, data, tmp_path / "whole", steps=steps, **ARGS)  # one process, never stopped
 
     host = _host(2)

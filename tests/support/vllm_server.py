@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -21,6 +20,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from support.ports import free_port
 
 SERVED_NAME = "smollm2"
 START_TIMEOUT_S = 600
@@ -43,12 +44,6 @@ def require_vllm() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return python
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class VLLMServer:
