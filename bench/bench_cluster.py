@@ -70,7 +70,8 @@ def one_pass(runs: Path, name: str, overrides: list[str]) -> tuple[float, float,
 
 def writer(rows: int, batch_sizes: list[int]) -> None:
     """Rows/s into one store actor by batch size (fresh file per size; no model involved)."""
-    from sgi.orchestrator.store import STORE_FILE, ScoredAttempt, Store
+    from sgi.orchestrator.store import ScoredAttempt, Store
+    from sgi.skills.runs import STORE_FILE
     from sgi.skills.records import Generation
     from sgi.workers import actors
 

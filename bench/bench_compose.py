@@ -23,8 +23,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from sgi.orchestrator.stages import system2_label
 from sgi.orchestrator.store import Store
+from sgi.skills.solvers import system2_label
 
 
 def main() -> None:

@@ -38,8 +38,9 @@ from sgi.orchestrator.config import ConfigError, load_config
 from sgi.orchestrator.jobs import DEFAULT_ADDRESS, JobError
 from sgi.orchestrator.progress import Reporter, StopRequested
 from sgi.orchestrator.rundir import ensure_free, parse_stage
-from sgi.orchestrator.store import STORE_FILE, Store, StoreError
+from sgi.orchestrator.store import Store
 from sgi.skills.interfaces import TeacherOutputError, TeacherRefused
+from sgi.skills.runs import STORE_FILE, StoreError
 from sgi.skills.tasks.files import TaskDataError
 from sgi.workers.actors import EngineDied
 from sgi.workers.models import ModelNotFoundError
@@ -163,7 +164,7 @@ def compose(
 
 def compose_table(rows: list[tuple], title: str) -> Table:
     """Per round and router: each system alone, composed, escalation and latency (compose_summary)."""
-    from sgi.orchestrator.stages import system2_label
+    from sgi.skills.solvers import system2_label
 
     table = Table(title=title)
     for col in ("round", "router", "System 2", "items", "System 1 acc", "System 2 acc", "composed acc", "escalated",

@@ -26,7 +26,8 @@ from sgi.orchestrator import build, rundir, stages
 from sgi.orchestrator.answers import AnswerCache
 from sgi.orchestrator.config import ConfigError, RunConfig, dump_config, load_config
 from sgi.orchestrator.progress import Reporter, StopRequested
-from sgi.orchestrator.store import SETUP_ROUND, STORE_FILE, Store, StoreError
+from sgi.orchestrator.store import Store
+from sgi.skills.runs import SETUP_ROUND, STORE_FILE, StoreError
 from sgi.workers import actors
 from sgi.workers.teachers import make_teacher
 

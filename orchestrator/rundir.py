@@ -17,9 +17,8 @@ from typing import Any
 
 import yaml
 
-from sgi.orchestrator.store import SETUP_ROUND, StoreError
+from sgi.skills.runs import LOCK_FILE, SETUP_ROUND, StoreError, describe_holder, holder, read_holder
 
-LOCK_FILE = ".lock"
 SETUP_STAGES = ("task", "label", "warmup", "evaluate", "compose")
 ROUND_STAGES = ("infer", "difficulty", "diagnose", "profile", "select", "train", "evaluate", "compose")
 
@@ -158,10 +157,10 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_holder(fd)
+            holder = read_holder(fd)
             os.close(fd)
-            raise RunLocked(f"{self.run_dir} is in use by {_describe(holder)}; wait for it, or stop that process") from None
-        self.previous = _read_holder(fd) or None
+            raise RunLocked(f"{self.run_dir} is in use by {describe_holder(holder)}; wait for it, or stop that process") from None
+        self.previous = read_holder(fd) or None
         record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
                   "command": self.command}
         self._fd = fd
@@ -186,31 +185,3 @@ def ensure_free(run_dir: Path, wanted: str) -> None:
     held_by = holder(run_dir)
     if held_by:
         raise RunLocked(f"{run_dir} is in use by {held_by}; {wanted} once it stops")
-
-
-def holder(run_dir: Path) -> str | None:
-    """Who works on `run_dir` now ("pid 12 on host since ... (sgi run)"), or None."""
-    path = Path(run_dir) / LOCK_FILE
-    if not path.is_file():
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return None
-    except BlockingIOError:
-        return _describe(_read_holder(fd))
-    finally:
-        os.close(fd)
-
-
-def _read_holder(fd: int) -> dict[str, Any]:
-    try:
-        return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
-    except (ValueError, UnicodeDecodeError):
-        return {}
-
-
-def _describe(holder: dict[str, Any]) -> str:
-    if not holder:
-        return "another process"
-    return f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')} ({holder.get('command')})"

@@ -20,11 +20,13 @@ from typing import Any, NamedTuple
 from sgi.orchestrator.answers import AnswerCache
 from sgi.orchestrator.config import RunConfig
 from sgi.orchestrator.progress import Reporter
-from sgi.orchestrator.store import SETUP_ROUND, ScoredAttempt, StoreError
+from sgi.orchestrator.store import ScoredAttempt
 from sgi.skills.difficulty import judge
 from sgi.skills.interfaces import Task, TeacherOutputError
 from sgi.skills.prompts import skill_exemplars, student_prompt
 from sgi.skills.records import Case, Diagnosis, Generation, Item, Label, Skill
+from sgi.skills.runs import SETUP_ROUND, StoreError
+from sgi.skills.solvers import system2_label
 
 MAX_LABELS = 5  # STAT labels each item with 1-5 skills
 MAX_DIAGNOSED = 3  # ... and names 1-3 missing skills per failure
@@ -567,12 +569,6 @@ def token_model_key(cfg: Any) -> str:
 
 def _digest(settings: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def system2_label(key: str) -> str:
-    """How a System-2 solver is named wherever it is shown (the oracle always as a ceiling)."""
-    solver = key.split("@", 1)[0]
-    return "oracle (ceiling)" if solver == "oracle" else solver
 
 
 def system2_key(cfg: Any) -> str:

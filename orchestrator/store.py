@@ -8,7 +8,6 @@ insert-or-ignore on a natural key: repeating a stage after a crash adds nothing 
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -22,15 +21,11 @@ import pyarrow as pa
 
 from sgi.skills.learnability import SkillState
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
+from sgi.skills.runs import SETUP_ROUND, SNAPSHOT_FILE, StoreError, copy_database, named_queries
 
 SCHEMA_VERSION = 6
-STORE_FILE = "sgi.duckdb"  # in each run directory
-# A consistent copy of the store that other processes may open while the run holds the
-# real one (DuckDB lets no second process in): the report server reads it.
-SNAPSHOT_FILE = "report.duckdb"
 SNAPSHOT_EVERY_S = 10.0  # at most this often between stages; every finished stage publishes one
 SNAPSHOT_SHARE = 0.05  # ... and never more than this share of the run's time spent copying
-SETUP_ROUND = -1  # stages that happen once per run (task, labels, warm-up)
 # Tables added since an older version: a read-only open (`sgi status` on an old run)
 # gets them as empty temporary tables instead of refusing the store.
 ADDED_SINCE: dict[int, list[str]] = {
@@ -70,40 +65,7 @@ RESET: dict[str, list[str]] = {
 DISK_ERRORS = (duckdb.IOException, duckdb.TransactionException, duckdb.FatalException)
 
 
-class StoreError(RuntimeError):
-    """The run's store cannot be used as asked; the message says why and what to do."""
-
-
-def named_queries(package: str, filename: str) -> dict[str, str]:
-    """The queries of a packaged SQL file, each started by a `-- name: X` line."""
-    text = resources.files(package).joinpath(filename).read_text()
-    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
-    return {name: sql.strip() for name, sql in zip(parts[1::2], parts[2::2])}
-
-
-QUERIES = named_queries("sgi.orchestrator", "queries.sql")
-
-
-def copy_database(db: duckdb.DuckDBPyConnection, catalog: str, target: Path, then: str = "") -> None:
-    """Write a whole copy of `catalog` (attached to `db`) to `target`: a temporary file beside
-    it, renamed into place, so a reader only ever opens a complete copy. `then` is SQL run
-    inside the copy before it is closed."""
-    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    partial.unlink(missing_ok=True)
-    try:
-        db.execute("ATTACH ? AS copy", [str(partial)])
-        try:
-            db.execute(f'COPY FROM DATABASE "{catalog}" TO copy')
-            if then:
-                db.execute("USE copy")
-                db.execute(then)
-                db.execute(f'USE "{catalog}"')
-        finally:
-            db.execute("DETACH copy")
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+QUERIES = named_queries("sgi.skills", "queries.sql")
 
 
 @dataclass(frozen=True)

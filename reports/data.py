@@ -8,8 +8,8 @@ from typing import Any
 import duckdb
 import yaml
 
-from sgi.orchestrator.store import named_queries
 from sgi.reports.source import Snapshot
+from sgi.skills.runs import named_queries
 
 PAGE_SIZE = 50
 TOP_MISSING = 15  # bars per round on the MSP page
@@ -17,7 +17,8 @@ TOP_MISSING = 15  # bars per round on the MSP page
 LISTINGS = ("labelled", "failing", "chosen")
 
 
-QUERIES = named_queries("sgi.reports", "report.sql")
+# the store's queries (run, round_summary, compose_summary) and the report's own
+QUERIES = {**named_queries("sgi.skills", "queries.sql"), **named_queries("sgi.reports", "report.sql")}
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class RunData:
 
     def counts(self) -> dict[str, int]:
         names = ("items", "skills", "attempts", "diagnoses", "training examples", "written items")
-        return dict(zip(names, self._one("counts")))
+        return dict(zip(names, self._one("totals")))
 
     def freshness(self) -> tuple[Any, str | None]:
         """(time of the newest ledger change, the stage running then, as 'round stage')."""
@@ -80,7 +81,7 @@ class RunData:
         return self._rows("round_summary")
 
     def ledger(self) -> list[dict[str, Any]]:
-        return self._rows("ledger")
+        return self._rows("ledger_times")
 
     def teacher_tokens(self) -> list[dict[str, Any]]:
         return self._rows("teacher_tokens")
@@ -89,7 +90,7 @@ class RunData:
         return self._rows("compose_summary")
 
     def compose_curve(self) -> list[dict[str, Any]]:
-        return self._rows("compose_curve")
+        return self._rows("test_curve")
 
     # --- skills -----------------------------------------------------------------------
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from sgi.orchestrator.stages import system2_label
 from sgi.reports import plots
 from sgi.reports.data import LISTINGS, PAGE_SIZE, RunData, page_count
 from sgi.reports.source import snapshot
+from sgi.skills.solvers import system2_label
 
 ROUTERS = ("confidence", "skill", "skill+confidence", "token")
 

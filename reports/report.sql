@@ -1,20 +1,13 @@
--- Named queries of the skill-gap report; `-- name: X` starts query X. Parameters are always
--- bound. Figures come from the store's views (profiles, skill_evals, round_summary,
--- compose_summary), so the report and `sgi status` can never disagree.
+-- Named queries of the skill-gap report only; `-- name: X` starts query X. Parameters are
+-- always bound. The report also reads the store's own queries (skills/queries.sql: run,
+-- round_summary, compose_summary), and its figures come from the store's views (profiles,
+-- skill_evals, round_summary, compose_summary), so the report and `sgi status` can never disagree.
 
--- name: run
-SELECT run, config_yaml, created_at FROM runs;
-
--- name: counts
+-- name: totals
 SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM skills), (SELECT count(*) FROM attempts),
        (SELECT count(*) FROM diagnoses), (SELECT count(*) FROM train_sets), (SELECT count(*) FROM synthesized);
 
--- name: round_summary
-SELECT s.round, s.test_accuracy, s.weakest_accuracy, s.general_accuracy, s.train_examples,
-       (SELECT sum(seconds) FROM ledger l WHERE l.round = s.round) AS seconds
-FROM round_summary s ORDER BY s.round;
-
--- name: ledger
+-- name: ledger_times
 SELECT round, stage, status, seconds, detail, started_at, finished_at FROM ledger ORDER BY started_at, round;
 
 -- name: teacher_tokens
@@ -22,12 +15,7 @@ SELECT round, stage, count(*) AS tries, sum(prompt_tokens) AS prompt_tokens,
        sum(completion_tokens) AS completion_tokens
 FROM teacher_calls GROUP BY round, stage ORDER BY round, min(created_at);
 
--- name: compose_summary
-SELECT round, router, system2, items, system1_accuracy, system2_accuracy, composed_accuracy, escalation,
-       system1_seconds, system2_seconds, composed_seconds, threshold
-FROM compose_summary ORDER BY round, router;
-
--- name: compose_curve
+-- name: test_curve
 SELECT round, router, escalation, accuracy, chosen
 FROM compose_curve WHERE split = 'test' ORDER BY round, router, escalation, threshold;
 

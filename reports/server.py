@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from sgi.orchestrator.store import StoreError
 from sgi.reports.pages import NotFound, Site, assets
+from sgi.skills.runs import StoreError
 
 HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
            # Pages run their own two scripts and nothing else; no request leaves for elsewhere.

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from sgi.orchestrator.rundir import holder
-from sgi.orchestrator.store import SNAPSHOT_FILE, STORE_FILE, StoreError, copy_database
+from sgi.skills.runs import SNAPSHOT_FILE, STORE_FILE, StoreError, copy_database, holder
 
 
 @dataclass(frozen=True)

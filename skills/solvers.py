@@ -24,7 +24,7 @@ import yaml
 from sgi.skills.records import Item, Solved
 from sgi.skills.safe_eval import UnsafeExpression, evaluate, format_value
 
-ORACLE_LABEL = "oracle (reference answers: a ceiling, not a solver)"
+ORACLE_LABEL = "oracle (ceiling)"  # the reference answers: a ceiling, not a solver
 REASONING_SUFFIX = "\n\nThink step by step, then give the final answer on its own line after 'Answer:'."
 
 
@@ -140,3 +140,9 @@ def _timed_batches(items: Sequence[Item], size: int, run: Callable[[Sequence[Ite
         began = time.perf_counter()
         result = run(batch)
         yield (batch, result), (time.perf_counter() - began) / len(batch)
+
+
+def system2_label(key: str) -> str:
+    """How a System-2 solver stored under `key` ("program@1a2b3c4d") is named wherever it is shown."""
+    solver = key.split("@", 1)[0]
+    return ORACLE_LABEL if solver == "oracle" else solver

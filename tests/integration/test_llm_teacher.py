@@ -17,10 +17,11 @@ from support.vllm_server import SERVED_NAME, FaultProxy, VLLMServer, require_vll
 from sgi.orchestrator import build, stages
 from sgi.orchestrator.config import load_config
 from sgi.orchestrator.progress import Reporter
-from sgi.orchestrator.store import SETUP_ROUND, Store
+from sgi.orchestrator.store import Store
 from sgi.skills import synthesis
 from sgi.skills.llm_teacher import _parse_reply, load_templates
 from sgi.skills.records import Case, Skill
+from sgi.skills.runs import SETUP_ROUND
 from sgi.workers.teachers import make_teacher
 
 ITEMS_CONFIG = ["task.gym.families={add_sub: 6, gcd: 6, lcm: 4, products: 4}", "task.gym.probe_per_family=1",
@@ -272,8 +273,9 @@ LOCAL_VLLM_TEACHER = """
 import dataclasses, json, sys
 from sgi.orchestrator import build
 from sgi.orchestrator.config import load_config
-from sgi.orchestrator.store import SETUP_ROUND, Store
+from sgi.orchestrator.store import Store
 from sgi.skills.records import Case, Skill
+from sgi.skills.runs import SETUP_ROUND
 from sgi.workers.teachers import make_teacher
 
 cfg = load_config(None, json.loads(sys.argv[2]))

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from support.vllm_server import require_vllm
 
-from sgi.orchestrator.store import SETUP_ROUND, Store
+from sgi.orchestrator.store import Store
+from sgi.skills.runs import SETUP_ROUND
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 

@@ -8,10 +8,11 @@ import re
 import pytest
 
 from sgi.orchestrator.rundir import RunLock
-from sgi.orchestrator.store import SNAPSHOT_FILE, ScoredAttempt, Store, StoreError
+from sgi.orchestrator.store import ScoredAttempt, Store
 from sgi.reports import source
 from sgi.reports.pages import NotFound, Site, skill_page, slug, write_site
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
+from sgi.skills.runs import SNAPSHOT_FILE, StoreError
 
 HOSTILE_SKILL = 'carry</script><script>alert("x")</script>'
 HOSTILE_TEXT = '<img src=x onerror="alert(1)">'

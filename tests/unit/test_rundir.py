@@ -13,7 +13,8 @@ import pytest
 from sgi.orchestrator import rundir
 from sgi.orchestrator.config import RunConfig, dump_config, load_config
 from sgi.orchestrator.rundir import ConfigChanged, RunLock, RunLocked
-from sgi.orchestrator.store import SETUP_ROUND, SNAPSHOT_FILE, Store, StoreError
+from sgi.orchestrator.store import Store
+from sgi.skills.runs import SETUP_ROUND, SNAPSHOT_FILE, StoreError
 
 HOLD = textwrap.dedent("""
     import sys, time

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sgi.orchestrator.store import ScoredAttempt, Store, StoreError
+from sgi.orchestrator.store import ScoredAttempt, Store
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
+from sgi.skills.runs import StoreError
 
 
 def _item(i: str, answer: str = "1") -> Item:

@@ -11,9 +11,10 @@ import pytest
 from sgi.orchestrator import build, stages
 from sgi.orchestrator.config import load_config
 from sgi.orchestrator.progress import Reporter
-from sgi.orchestrator.store import SETUP_ROUND, Store
+from sgi.orchestrator.store import Store
 from sgi.skills.interfaces import TeacherOutputError
 from sgi.skills.rules import RulesTeacher
+from sgi.skills.runs import SETUP_ROUND
 
 
 class Flaky:
