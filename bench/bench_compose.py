@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sgi.orchestrator.store import Store
+from sgi.skills.runs import round_cell
 from sgi.skills.solvers import system2_label
 
 
@@ -61,7 +62,7 @@ def _summary_table(summary: list[tuple]) -> Table:
     for r, router, system2, _, s1, s2, both, up, s1_s, s2_s, both_s, _ in summary:
         ratio, time_ratio = both / s2 if s2 else 0.0, both_s / s2_s if s2_s else 0.0
         met = ratio >= 0.95 and up <= 0.25 and time_ratio <= 0.40
-        table.add_row("warm-up" if r < 0 else str(r), router, system2_label(system2), f"{s1:.3f}", f"{s2:.3f}", f"{both:.3f}",
+        table.add_row(round_cell(r), router, system2_label(system2), f"{s1:.3f}", f"{s2:.3f}", f"{both:.3f}",
                       f"{ratio:.2f}", f"{up:.0%}", f"{1000 * s1_s:.0f}", f"{1000 * s2_s:.0f}", f"{1000 * both_s:.0f}",
                       f"{time_ratio:.2f}", "yes" if met else "no")
     return table
@@ -80,7 +81,7 @@ def _escalation_table(summary: list[tuple], curve: list[tuple], target: float) -
             points = [c for c in curve if c[0] == r and c[1] == router and c[2] == "test"]
             reaching = [c[4] for c in points if c[5] >= target * s2.get((r, router), 1.0)]
             cells.append(f"{min(reaching):.0%}" if reaching else "never")
-        table.add_row("warm-up" if r < 0 else str(r), *cells)
+        table.add_row(round_cell(r), *cells)
     return table
 
 

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sgi.orchestrator.store import Store
+from sgi.skills.runs import round_cell
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
     for col in ("round", "stage", "seconds", "detail"):
         table.add_column(col, justify="right" if col == "seconds" else "left")
     for round_, stage, _status, seconds, detail in ledger:
-        table.add_row("setup" if round_ < 0 else str(round_), stage, f"{seconds:.1f}", detail)
+        table.add_row(round_cell(round_, "setup"), stage, f"{seconds:.1f}", detail)
     staged = sum(r[3] for r in ledger)
     table.add_row("", "start-up, model conversion, Ray", f"{total - staged:.1f}", "outside the ledger")
     table.add_row("", "[bold]total wall time[/bold]", f"[bold]{total:.1f}[/bold]", "")

@@ -34,13 +34,14 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
+from sgi.orchestrator import registry
 from sgi.orchestrator.config import ConfigError, load_config
 from sgi.orchestrator.jobs import DEFAULT_ADDRESS, JobError
 from sgi.orchestrator.progress import Reporter, StopRequested
 from sgi.orchestrator.rundir import ensure_free, parse_stage
 from sgi.orchestrator.store import Store
 from sgi.skills.interfaces import TeacherOutputError, TeacherRefused
-from sgi.skills.runs import STORE_FILE, StoreError
+from sgi.skills.runs import STORE_FILE, StoreError, round_cell
 from sgi.skills.tasks.files import TaskDataError
 from sgi.workers.actors import EngineDied
 from sgi.workers.models import ModelNotFoundError
@@ -172,7 +173,7 @@ def compose_table(rows: list[tuple], title: str) -> Table:
         table.add_column(col, justify="left" if col in ("router", "System 2") else "right",
                          no_wrap=col in ("router", "System 2"))
     for round_, router, system2, items, s1, s2, both, up, s1_s, s2_s, both_s, _ in rows:
-        table.add_row("warm-up" if round_ < 0 else str(round_), router, system2_label(system2), str(items),
+        table.add_row(round_cell(round_), router, system2_label(system2), str(items),
                       _pct(s1), _pct(s2), _pct(both), f"{up:.0%}", f"{1000 * s1_s:.0f}", f"{1000 * s2_s:.0f}",
                       f"{1000 * both_s:.0f}")
     return table
@@ -217,7 +218,7 @@ def summary_table(rows: list[tuple], title: str) -> Table:
     for col in ("round", "test acc", "weakest third", "general", "train examples", "stage seconds"):
         table.add_column(col, justify="right")
     for round_, test, weakest, general, examples, seconds in rows:
-        table.add_row("warm-up" if round_ < 0 else str(round_), _pct(test), _pct(weakest), _pct(general),
+        table.add_row(round_cell(round_), _pct(test), _pct(weakest), _pct(general),
                       str(examples), f"{seconds:.0f}" if seconds is not None else "-")
     return table
 
@@ -368,8 +369,8 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
         ledger = Table(title="stages")
         for col in ("round", "stage", "status", "seconds", "detail"):
             ledger.add_column(col)
-        for round_, stage, state, seconds, detail in store.ledger():
-            ledger.add_row("setup" if round_ < 0 else str(round_), stage, state,
+        for round_, stage, state, seconds, detail in sorted(store.ledger(), key=lambda row: _stage_order(*row[:2])):
+            ledger.add_row(round_cell(round_, "setup"), stage, state,
                            f"{seconds:.1f}" if seconds is not None else "", escape(detail))
         console.print(ledger)
         usage = store.teacher_usage()
@@ -403,13 +404,21 @@ def _reader(run_dir: Path) -> Store:
     return Store(path, read_only=True)
 
 
+def _stage_order(round_: int, stage: str) -> tuple[int, int]:
+    """The registry's order of a ledger row (a stage it no longer knows goes last in its round)."""
+    try:
+        return registry.position(round_, stage)
+    except ValueError:
+        return round_, len(registry.stages_of(round_))
+
+
 def teacher_usage_table(rows: list[tuple]) -> Table:
     """The LLM teacher's requests and tokens per stage and prompt template."""
     table = Table(title="LLM teacher usage (tries sent; cached answers cost nothing)")
     for col in ("round", "stage", "template", "tries", "errors", "prompt tokens", "completion tokens", "seconds"):
         table.add_column(col, justify="left" if col in ("stage", "template") else "right")
     for round_, stage, template, calls, errors, prompt, completion, seconds in rows:
-        table.add_row("setup" if round_ < 0 else str(round_), stage, template, str(calls), str(errors),
+        table.add_row(round_cell(round_, "setup"), stage, template, str(calls), str(errors),
                       str(prompt), str(completion), f"{seconds:.1f}")
     return table
 

@@ -22,12 +22,12 @@ from typing import Any
 
 from rich.markup import escape
 
-from sgi.orchestrator import build, rundir, stages
+from sgi.orchestrator import build, registry, rundir, stages
 from sgi.orchestrator.answers import AnswerCache
 from sgi.orchestrator.config import ConfigError, RunConfig, dump_config, load_config
 from sgi.orchestrator.progress import Reporter, StopRequested
 from sgi.orchestrator.store import Store
-from sgi.skills.runs import SETUP_ROUND, STORE_FILE, StoreError
+from sgi.skills.runs import SETUP_ROUND, STORE_FILE, StoreError, round_label
 from sgi.workers import actors
 from sgi.workers.teachers import make_teacher
 
@@ -188,8 +188,8 @@ class Session:
         changes = rundir.changed_fields(_as_read_now(stored[1]), config_yaml)
         started = store.started_stages()
         if self.force_from:
-            start = rundir.position(*self.force_from)
-            redo = [s for s in started if rundir.position(*s) >= start]
+            start = registry.position(*self.force_from)
+            redo = [s for s in started if registry.position(*s) >= start]
             store.reset_stages(redo)
             for round_, stage in redo:
                 if stage == "train":  # a half-trained state under other settings must not be resumed
@@ -228,8 +228,9 @@ class Session:
 
     def stage(self, round_: int, name: str, fn: Callable[..., str], *args: Any) -> None:
         """Run `fn(ctx, *args)` unless the ledger says it finished; record how it went."""
+        registry.stage(round_, name)  # a stage the registry does not know would escape resets and guards
         store = self.ctx.store
-        label = "setup" if round_ == SETUP_ROUND else f"round {round_}"
+        label = round_label(round_, "setup")
         if store.stage_done(round_, name):
             self.reporter.note(f"[dim]{label} {name}: done earlier, skipped[/dim]")
             return

@@ -17,36 +17,8 @@ from typing import Any
 
 import yaml
 
+from sgi.orchestrator.registry import HARMLESS, field_stages, position, stages_of
 from sgi.skills.runs import LOCK_FILE, SETUP_ROUND, StoreError, describe_holder, holder, read_holder
-
-SETUP_STAGES = ("task", "label", "warmup", "evaluate", "compose")
-ROUND_STAGES = ("infer", "difficulty", "diagnose", "profile", "select", "train", "evaluate", "compose")
-
-# The first stage whose output a config field decides (longest prefix wins). Fields not
-# listed change nothing already computed (where to run, how often to checkpoint, how many
-# more rounds), so a resume may change them freely.
-FIELD_STAGE: dict[str, tuple[int, str]] = {
-    "seed": (SETUP_ROUND, "task"),
-    "task": (SETUP_ROUND, "task"),
-    "teacher": (SETUP_ROUND, "label"),
-    "warmup": (SETUP_ROUND, "warmup"),
-    "student.model": (SETUP_ROUND, "warmup"),
-    "student": (SETUP_ROUND, "evaluate"),
-    "difficulty": (0, "infer"),
-    "loop.strategy": (0, "select"),
-    "loop.k": (0, "select"),
-    "loop.syn_per_pair": (0, "select"),
-    "loop.syn_share": (0, "select"),
-    "loop.eta": (0, "select"),
-    "loop.weighting": (0, "select"),
-    "loop.replay": (0, "select"),
-    "loop.prior_examples": (0, "select"),
-    "train.bf16": (SETUP_ROUND, "warmup"),  # the warm-up trains with it too
-    "train": (0, "select"),  # the budget (steps x batch) sizes the training set
-}
-# compose only reads what the loop wrote: `sgi compose` redoes it under new settings.
-HARMLESS = ("name", "runs_dir", "ray", "loop.rounds", "train.state_every", "compose")
-
 
 class RunLocked(StoreError):
     """Another live process works on this run directory."""
@@ -56,19 +28,12 @@ class ConfigChanged(StoreError):
     """A resume with a config that would alter finished work."""
 
 
-def position(round_: int, stage: str) -> tuple[int, int]:
-    """Sort key of a stage in a run: set-up stages, then each round's stages in order."""
-    order = SETUP_STAGES if round_ == SETUP_ROUND else ROUND_STAGES
-    if stage not in order:
-        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(order)}")
-    return round_, order.index(stage)
-
-
 def parse_stage(text: str) -> tuple[int, str]:
     """`--force-from` syntax: 'select' (round 0), '1:train' (round 1), 'setup:label'."""
     where, sep, stage = text.rpartition(":")
+    setup_names, round_names = ({s.name for s in stages_of(r)} for r in (SETUP_ROUND, 0))
     if not sep:
-        round_ = SETUP_ROUND if text in SETUP_STAGES and text not in ROUND_STAGES else 0
+        round_ = SETUP_ROUND if text in setup_names and text not in round_names else 0
         stage = text
     elif where == "setup":
         round_ = SETUP_ROUND
@@ -116,8 +81,9 @@ def stage_of(key: str) -> tuple[int, str] | None:
     """The first stage whose output config field `key` decides (None: it changes nothing computed)."""
     if any(key == h or key.startswith(h + ".") for h in HARMLESS):
         return None
-    matches = [p for p in FIELD_STAGE if key == p or key.startswith(p + ".")]
-    return FIELD_STAGE[max(matches, key=len)] if matches else (SETUP_ROUND, "task")  # unknown: assume all
+    fields = field_stages()
+    matches = [p for p in fields if key == p or key.startswith(p + ".")]
+    return fields[max(matches, key=len)] if matches else (SETUP_ROUND, "task")  # unknown: assume all
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:

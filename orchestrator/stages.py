@@ -25,7 +25,7 @@ from sgi.skills.difficulty import judge
 from sgi.skills.interfaces import Task, TeacherOutputError
 from sgi.skills.prompts import skill_exemplars, student_prompt
 from sgi.skills.records import Case, Diagnosis, Generation, Item, Label, Skill
-from sgi.skills.runs import SETUP_ROUND, StoreError
+from sgi.skills.runs import SETUP_ROUND, StoreError, round_label
 from sgi.skills.solvers import system2_label
 
 MAX_LABELS = 5  # STAT labels each item with 1-5 skills
@@ -462,7 +462,7 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
     cfg = ctx.cfg.compose
     items = compose_items(ctx, "probe") + compose_items(ctx, "test")
     done = ctx.store.solved_ids(round_, "system1")
-    _answer(ctx, f"{_round_label(round_)}: System 1 (student)", items, done, system1, 0,
+    _answer(ctx, f"{round_label(round_, 'warm-up student')}: System 1 (student)", items, done, system1, 0,
             lambda scored, seconds: ctx.store.add_solutions(round_, "system1", [
                 (a.generation.item_id, a.generation.text, a.extracted, a.correct, a.generation.n_tokens, seconds,
                  a.generation.mean_prob, a.generation.min_prob, a.generation.margin) for a in scored]), answers)
@@ -539,7 +539,7 @@ def _solve_tokens(ctx: Context, items: Sequence[Item], collab: Any, key: str, ro
              s.n_tokens, s.large_tokens, s.seconds) for s in solved])
 
     label = "larger model alone" if threshold == ALONE else f"token-level with the larger model, t = {threshold:g}"
-    _resumable(ctx, f"{_round_label(round_)}: {label}", items, ctx.store.token_solved_ids(round_, key, threshold),
+    _resumable(ctx, f"{round_label(round_, 'warm-up student')}: {label}", items, ctx.store.token_solved_ids(round_, key, threshold),
                solve)
 
 
@@ -607,7 +607,7 @@ def _solve_system2(ctx: Context, items: Sequence[Item], solver: Any, name: str, 
             (s.item_id, s.output, s.answer, ctx.task.is_correct(by_id[s.item_id], s.answer), s.n_tokens,
              s.seconds, None, None, None) for s in solver.solve(batch)])
 
-    _resumable(ctx, f"{_round_label(s2_round)}: {system2_label(name)}", items, ctx.store.solved_ids(s2_round, name),
+    _resumable(ctx, f"{round_label(s2_round, 'warm-up student')}: {system2_label(name)}", items, ctx.store.solved_ids(s2_round, name),
                solve)
 
 
@@ -636,7 +636,3 @@ def _route(router: str, row: Any, threshold: float, cfg: Any, system2: str, s2_r
     used = (tokens[1] if router == "skill" else sum(tokens)) if up else tokens[0]
     return (router, row.item_id, system2, s2_round, 2 if up else 1, reason, score, threshold,
             row.s2_correct if up else row.s1_correct, seconds, used)
-
-
-def _round_label(round_: int) -> str:
-    return "warm-up student" if round_ == SETUP_ROUND else f"round {round_}"

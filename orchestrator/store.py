@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from sgi.orchestrator import registry
 from sgi.skills.learnability import SkillState
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 from sgi.skills.runs import SETUP_ROUND, SNAPSHOT_FILE, StoreError, copy_database, named_queries
@@ -37,30 +38,6 @@ ADDED_SINCE: dict[int, list[str]] = {
 
 # What each stage writes, for `reset_stages` (`?` is the round). Synthetic items of a
 # round go with its select stage; the task stage's reset empties every data table.
-RESET: dict[str, list[str]] = {
-    "task": [f"DELETE FROM {t}" for t in (
-        "items", "skills", "item_skills", "attempts", "difficulty", "diagnoses", "train_sets", "synthesized",
-        "evals", "checkpoints")],
-    "label": ["DELETE FROM item_skills", "DELETE FROM skills"],
-    "warmup": [],
-    "infer": ["DELETE FROM attempts WHERE round = ?"],
-    "difficulty": ["DELETE FROM difficulty WHERE round = ?"],
-    "diagnose": ["DELETE FROM diagnoses WHERE round = ?"],
-    "profile": [],
-    "select": [
-        "DELETE FROM item_skills WHERE item_id IN (SELECT item_id FROM synthesized WHERE round = ?)",
-        "DELETE FROM items WHERE split = 'synthetic' AND item_id IN (SELECT item_id FROM synthesized WHERE round = ?)",
-        "DELETE FROM synthesized WHERE round = ?",
-        "DELETE FROM train_sets WHERE round = ?",
-    ],
-    "train": ["DELETE FROM checkpoints WHERE round = ?"],
-    "evaluate": ["DELETE FROM evals WHERE round = ?"],
-    "compose": [f"DELETE FROM {t} WHERE round = ?" for t in ("routes", "compose_curve")]
-    + ["DELETE FROM solutions WHERE round = ? AND solver = 'system1'",
-       "DELETE FROM token_solutions WHERE round = ? AND threshold <> 'inf'::DOUBLE"],  # the larger model alone stays
-}
-
-
 # What a full, read-only or failing disk raises inside DuckDB (its other errors are bugs).
 DISK_ERRORS = (duckdb.IOException, duckdb.TransactionException, duckdb.FatalException)
 
@@ -246,7 +223,7 @@ class Store:
         """Forget what these stages wrote (ledger rows included), in one transaction, so they run again."""
         with self._transaction():
             for round_, stage in stages:
-                for statement in RESET[stage]:
+                for statement in registry.stage(round_, stage).resets:
                     self.db.execute(statement, [round_] if "?" in statement else [])
                 self.db.execute("DELETE FROM events WHERE round = ? AND stage = ?", [round_, stage])
                 self.db.execute("DELETE FROM ledger WHERE round = ? AND stage = ?", [round_, stage])

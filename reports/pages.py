@@ -19,6 +19,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from sgi.reports import plots
 from sgi.reports.data import LISTINGS, PAGE_SIZE, RunData, page_count
 from sgi.reports.source import snapshot
+from sgi.skills.runs import round_label
 from sgi.skills.solvers import system2_label
 
 ROUTERS = ("confidence", "skill", "skill+confidence", "token")
@@ -50,7 +51,7 @@ def signed(value: float | None) -> str:
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("sgi.reports", "templates"), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=pct, signed=signed, round_label=plots.round_label, system2=system2_label)
+    env.filters.update(pct=pct, signed=signed, round_label=round_label, system2=system2_label)
     env.globals.update(skill_page=skill_page, slug=slug, PAGE_SIZE=PAGE_SIZE)
     return env
 

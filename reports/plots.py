@@ -11,13 +11,11 @@ import json
 from collections import defaultdict
 from typing import Any
 
+from sgi.skills.runs import round_label
+
 AXIS = dict(gridcolor="#e5e5e5", zerolinecolor="#ccc", automargin=True)
 LAYOUT = dict(margin=dict(l=60, r=20, t=40, b=50), height=360, plot_bgcolor="white", paper_bgcolor="white",
               font=dict(family="system-ui, sans-serif", size=12), xaxis=AXIS, yaxis=AXIS)
-
-
-def round_label(round_: int) -> str:
-    return "warm-up" if round_ < 0 else f"round {round_}"
 
 
 class Figure:

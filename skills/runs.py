@@ -25,6 +25,17 @@ LOCK_FILE = ".lock"
 SETUP_ROUND = -1  # stages that happen once per run (task, labels, warm-up)
 
 
+def round_label(round_: int, setup: str = "warm-up") -> str:
+    """A round as text: "round 2", or for SETUP_ROUND what it stands for where it is shown
+    ("warm-up": the warm-up student's results; "setup": the run's once-only stages)."""
+    return setup if round_ == SETUP_ROUND else f"round {round_}"
+
+
+def round_cell(round_: int, setup: str = "warm-up") -> str:
+    """A round in a table's round column: "2", or `setup` for SETUP_ROUND."""
+    return setup if round_ == SETUP_ROUND else str(round_)
+
+
 class StoreError(RuntimeError):
     """The run's store cannot be used as asked; the message says why and what to do."""
 
