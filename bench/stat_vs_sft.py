@@ -70,7 +70,7 @@ def run_or_load(args: argparse.Namespace, arm: str, seed: int) -> dict:
                   "summary": [list(row) for row in summary], "floor": store.test_floor(),
                   "families": {str(r): f for r, f in store.family_evals("test").items()},
                   # stage time from the ledger, not this call's wall time: a resumed run still reports true times
-                  "seconds": sum(row[5] or 0 for row in summary), "ledger": [list(r[:4]) for r in store.ledger()]}
+                  "seconds": sum(row.seconds or 0 for row in summary), "ledger": [list(r[:4]) for r in store.ledger()]}
     finally:
         store.close()
     return keep(path, record)

@@ -38,6 +38,7 @@ from sgi.orchestrator import registry
 from sgi.orchestrator.config import ConfigError, load_config
 from sgi.orchestrator.jobs import DEFAULT_ADDRESS, JobError
 from sgi.orchestrator.progress import Reporter, StopRequested
+from sgi.orchestrator.rows import ComposeSummary, ProfileRow, RoundSummary, TeacherUsage
 from sgi.orchestrator.rundir import ensure_free, parse_stage
 from sgi.orchestrator.store import Store
 from sgi.skills.interfaces import TeacherOutputError, TeacherRefused
@@ -146,7 +147,7 @@ def compose(
     store = Store(run_dir / STORE_FILE, read_only=True)
     try:
         info = store.run_info()
-        trained = sorted(r for r, stage, state, *_ in store.ledger() if stage == "evaluate" and state == "done")
+        trained = sorted(r.round for r in store.ledger() if r.stage == "evaluate" and r.status == "done")
     finally:
         store.close()
     if info is None:
@@ -163,7 +164,7 @@ def compose(
     console.print(compose_table(rows, title=f"System 1 + System 2 on the test split ({run_dir / STORE_FILE})"))
 
 
-def compose_table(rows: list[tuple], title: str) -> Table:
+def compose_table(rows: list[ComposeSummary], title: str) -> Table:
     """Per round and router: each system alone, composed, escalation and latency (compose_summary)."""
     from sgi.skills.solvers import system2_label
 
@@ -172,10 +173,11 @@ def compose_table(rows: list[tuple], title: str) -> Table:
                 "ms/item S1", "ms/item S2", "ms/item composed"):
         table.add_column(col, justify="left" if col in ("router", "System 2") else "right",
                          no_wrap=col in ("router", "System 2"))
-    for round_, router, system2, items, s1, s2, both, up, s1_s, s2_s, both_s, _ in rows:
-        table.add_row(round_cell(round_), router, system2_label(system2), str(items),
-                      _pct(s1), _pct(s2), _pct(both), f"{up:.0%}", f"{1000 * s1_s:.0f}", f"{1000 * s2_s:.0f}",
-                      f"{1000 * both_s:.0f}")
+    for r in rows:
+        table.add_row(round_cell(r.round), r.router, system2_label(r.system2), str(r.items),
+                      _pct(r.system1_accuracy), _pct(r.system2_accuracy), _pct(r.composed_accuracy),
+                      f"{r.escalation:.0%}", f"{1000 * r.system1_seconds:.0f}", f"{1000 * r.system2_seconds:.0f}",
+                      f"{1000 * r.composed_seconds:.0f}")
     return table
 
 
@@ -201,10 +203,10 @@ def compare(
 def _final_skill_evals(run_dir: Path, split: str) -> tuple[int, dict[str, float]]:
     store = _reader(run_dir)
     try:
-        rounds = [r[0] for r in store.round_summary()]
+        rounds = [r.round for r in store.round_summary()]
         if not rounds:
             raise StoreError(f"{run_dir}: no evaluated round yet (run `sgi run` first)")
-        return rounds[-1], {skill: acc for skill, _n, _c, acc in store.skill_evals(rounds[-1], split)}
+        return rounds[-1], {e.skill: e.accuracy for e in store.skill_evals(rounds[-1], split)}
     finally:
         store.close()
 
@@ -213,7 +215,7 @@ def _pct(value: float | None) -> str:
     return f"{value:.3f}" if value is not None else "-"
 
 
-def summary_table(rows: list[tuple], title: str) -> Table:
+def summary_table(rows: list[RoundSummary], title: str) -> Table:
     table = Table(title=title)
     for col in ("round", "test acc", "weakest third", "general", "train examples", "stage seconds"):
         table.add_column(col, justify="right")
@@ -369,7 +371,7 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
         ledger = Table(title="stages")
         for col in ("round", "stage", "status", "seconds", "detail"):
             ledger.add_column(col)
-        for round_, stage, state, seconds, detail in sorted(store.ledger(), key=lambda row: _stage_order(*row[:2])):
+        for round_, stage, state, seconds, detail in sorted(store.ledger(), key=lambda r: _stage_order(r.round, r.stage)):
             ledger.add_row(round_cell(round_, "setup"), stage, state,
                            f"{seconds:.1f}" if seconds is not None else "", escape(detail))
         console.print(ledger)
@@ -412,7 +414,7 @@ def _stage_order(round_: int, stage: str) -> tuple[int, int]:
         return round_, len(registry.stages_of(round_))
 
 
-def teacher_usage_table(rows: list[tuple]) -> Table:
+def teacher_usage_table(rows: list[TeacherUsage]) -> Table:
     """The LLM teacher's requests and tokens per stage and prompt template."""
     table = Table(title="LLM teacher usage (tries sent; cached answers cost nothing)")
     for col in ("round", "stage", "template", "tries", "errors", "prompt tokens", "completion tokens", "seconds"):
@@ -423,7 +425,7 @@ def teacher_usage_table(rows: list[tuple]) -> Table:
     return table
 
 
-def msp_table(rows: list[tuple], title: str) -> Table:
+def msp_table(rows: list[ProfileRow], title: str) -> Table:
     table = Table(title=title)
     for col in ("skill", "attempts", "correct", "accuracy", "floor", "missing", "missing rate", "share"):
         table.add_column(col, justify="left" if col == "skill" else "right", no_wrap=(col == "skill"))

@@ -26,6 +26,7 @@ from sgi.orchestrator import build, registry, rundir, stages
 from sgi.orchestrator.answers import AnswerCache
 from sgi.orchestrator.config import ConfigError, RunConfig, dump_config, load_config
 from sgi.orchestrator.progress import Reporter, StopRequested
+from sgi.orchestrator.rows import ComposeSummary, ProfileRow, RoundSummary
 from sgi.orchestrator.store import Store
 from sgi.skills.runs import SETUP_ROUND, STORE_FILE, StoreError, round_label
 from sgi.workers import actors
@@ -33,8 +34,8 @@ from sgi.workers.teachers import make_teacher
 
 
 
-def run(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None = None) -> list[tuple]:
-    """The whole loop; returns the per-round summary (round, test, weakest third, general, examples, s)."""
+def run(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None = None) -> list[RoundSummary]:
+    """The whole loop; returns the per-round summary."""
     with Session(cfg, reporter, force_from) as s:
         model = setup(s)
         s.stage(SETUP_ROUND, "evaluate", stages.evaluate, SETUP_ROUND, *s.student_and_answers(model))  # the start
@@ -48,7 +49,7 @@ def run(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None =
         return s.ctx.store.round_summary()  # 6. all of it is in DuckDB
 
 
-def compose(cfg: RunConfig, reporter: Reporter, rounds: list[int]) -> list[tuple]:
+def compose(cfg: RunConfig, reporter: Reporter, rounds: list[int]) -> list[ComposeSummary]:
     """`sgi compose`: (re)compose finished rounds of a run under the current compose settings."""
     with Session(cfg, reporter) as s:
         s.ctx.store.reset_stages([(r, "compose") for r in rounds])
@@ -57,7 +58,7 @@ def compose(cfg: RunConfig, reporter: Reporter, rounds: list[int]) -> list[tuple
         return s.ctx.store.compose_summary()
 
 
-def profile(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None = None) -> list[tuple]:
+def profile(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None = None) -> list[ProfileRow]:
     """Only the measuring half: set-up and round 0's Missing-Skill-Profile."""
     with Session(cfg, reporter, force_from) as s:
         profile_round(s, 0, setup(s))
@@ -207,7 +208,7 @@ class Session:
         finished_any = True  # unless the ledger says otherwise, keep the directory
         if hasattr(self, "ctx"):
             try:
-                finished_any = any(status == "done" for _, _, status, *_ in self.ctx.store.ledger())
+                finished_any = any(r.status == "done" for r in self.ctx.store.ledger())
                 self.ctx.store.close()
             except Exception:  # a dead store engine: its file is closed with its process
                 pass

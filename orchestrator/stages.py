@@ -20,9 +20,10 @@ from typing import Any, NamedTuple
 from sgi.orchestrator.answers import AnswerCache
 from sgi.orchestrator.config import RunConfig
 from sgi.orchestrator.progress import Reporter
-from sgi.orchestrator.store import ScoredAttempt
+from sgi.orchestrator.rows import ComposeRow
+from sgi.orchestrator.store import ScoredAttempt, Store
 from sgi.skills.difficulty import judge
-from sgi.skills.interfaces import Task, TeacherOutputError
+from sgi.skills.interfaces import Task, Teacher, TeacherOutputError
 from sgi.skills.prompts import skill_exemplars, student_prompt
 from sgi.skills.records import Case, Diagnosis, Generation, Item, Label, Skill
 from sgi.skills.runs import SETUP_ROUND, StoreError, round_label
@@ -38,8 +39,8 @@ class Context:
 
     cfg: RunConfig
     task: Task
-    store: Any  # a Store, or a Remote to the store actor
-    teacher: Any  # a Teacher, or a Remote to the teacher actor
+    store: Store  # or a Remote to the store actor, which answers the same methods
+    teacher: Teacher  # or a Remote to the teacher actor
     reporter: Reporter
 
 
@@ -155,8 +156,9 @@ def evaluate(ctx: Context, round_: int, student: Any, answers: AnswerCache | Non
     title = "warm-up student: held-out" if round_ == SETUP_ROUND else f"round {round_}: held-out eval"
     answered = _answer(ctx, title, items, done, student, 0, lambda scored, _: ctx.store.add_evals(round_, scored),
                        answers)
-    row = next((r for r in ctx.store.round_summary() if r[0] == round_), None)
-    scores = [f"{split} {acc:.3f}" for split, acc in (("test", row[1]), ("general", row[3])) if acc is not None] if row else []
+    row = next((r for r in ctx.store.round_summary() if r.round == round_), None)
+    shown = (("test", row.test_accuracy), ("general", row.general_accuracy)) if row else ()
+    scores = [f"{split} {acc:.3f}" for split, acc in shown if acc is not None]
     return (", ".join(scores) or f"{len(items)} items") + answered.cached_note()
 
 
@@ -228,8 +230,8 @@ def _prompts(ctx: Context, items: Sequence[Item]) -> list[str]:
 
 def mark_difficult(ctx: Context, round_: int) -> str:
     by_item: dict[str, dict[int, tuple[str, bool]]] = defaultdict(dict)
-    for item_id, sample, _output, extracted, correct, *_ in ctx.store.attempts(round_):
-        by_item[item_id][sample] = (extracted, correct)
+    for a in ctx.store.attempts(round_):
+        by_item[a.item_id][a.sample] = (a.extracted, a.correct)
     rows = []
     for item_id, samples in by_item.items():
         sampled = [extracted for s, (extracted, _) in samples.items() if s > 0]
@@ -248,11 +250,11 @@ def diagnose(ctx: Context, round_: int) -> str:
         return f"{len(difficult)} difficult items, nothing left to diagnose"
     items = {i.item_id: i for i in ctx.store.items()}
     labels = ctx.store.labels()
-    greedy = {a[0]: a for a in ctx.store.attempts(round_) if a[1] == 0}
+    greedy = {a.item_id: a for a in ctx.store.attempts(round_) if a.sample == 0}
     accuracy = ctx.store.skill_accuracy(round_)
     catalogue = ctx.store.catalogue()
     cases = [
-        Case(items[i], output=greedy[i][2], extracted=greedy[i][3], skills=labels.get(i, ()))
+        Case(items[i], output=greedy[i].output, extracted=greedy[i].extracted, skills=labels.get(i, ()))
         for i in todo
     ]
     with ctx.reporter.bar(f"round {round_}: diagnosing", len(difficult)) as advance:
@@ -307,7 +309,7 @@ def build_train_set(ctx: Context, round_: int, embedder: Any = None) -> str:
     elif strategy == "stat-sel":
         chosen = selection.stat_sel(pairs, real_by_skill, k=cfg.loop.k, budget=budget, seed=seed)
     elif strategy == "skill-it":
-        rates = [{p[0]: p[4] for p in store.profile(r)} for r in range(round_ + 1)]  # skill -> missing rate
+        rates = [{p.skill: p.missing_rate for p in store.profile(r)} for r in range(round_ + 1)]
         chosen = selection.skill_it(rates, real_by_skill, eta=cfg.loop.eta, budget=budget, seed=seed)
     else:  # stat-syn, stat-sel+syn
         from sgi.skills import synthesis
@@ -393,7 +395,7 @@ def synthesize(ctx: Context, round_: int, requests: Sequence[tuple[str, str, int
     catalogue = store.catalogue()
     names = {s.name for s in catalogue}
     described = {s.name: s.description for s in catalogue}
-    answered = {(skill, cause) for skill, cause, *_ in store.synthesized(round_)}
+    answered = {(r.skill, r.cause) for r in store.synthesized(round_)}
     with ctx.reporter.bar(f"round {round_}: synthesizing", len(requests)) as advance:
         for n, (skill, cause, count) in enumerate(requests):
             references = [items[i] for i in sorted(real_by_skill.get(skill, ()))[:3]]
@@ -413,9 +415,9 @@ def synthesize(ctx: Context, round_: int, requests: Sequence[tuple[str, str, int
             advance(1)
     order = {(skill, cause): n for n, (skill, cause, _) in enumerate(requests)}
     rows = store.synthesized(round_)
-    kept_rows = sorted((r for r in rows if r[3]), key=lambda r: (order.get((r[0], r[1]), len(order)), r[2]))
+    kept_rows = sorted((r for r in rows if r.kept), key=lambda r: (order.get((r.skill, r.cause), len(order)), r.item_id))
     store.log(round_, "select", f"synthesized {len(rows)} candidates, kept {len(kept_rows)}")
-    return [selection.Selected(item_id, skill, cause, "synthetic") for skill, cause, item_id, _ in kept_rows]
+    return [selection.Selected(r.item_id, r.skill, r.cause, "synthetic") for r in kept_rows]
 
 
 def _known_questions(store: Any) -> set[str]:
@@ -424,7 +426,7 @@ def _known_questions(store: Any) -> set[str]:
     A synthetic item whose request was killed before its candidates were recorded is left
     out, so the redone request finds it novel again and keeps it exactly as before.
     """
-    recorded = {item_id for _, _, item_id, kept in store.synthesized(None) if kept}
+    recorded = {r.item_id for r in store.synthesized(None) if r.kept}
     return {i.question for i in store.items() if i.split != "synthetic" or i.item_id in recorded}
 
 
@@ -438,7 +440,7 @@ def train(ctx: Context, round_: int, base: Path, out: Path, trainer: Any) -> str
     from sgi.orchestrator.progress import StopRequested
     from sgi.workers import actors
 
-    examples = [(q, a) for _, q, a, *_ in ctx.store.train_set(round_)]
+    examples = [(row.question, row.answer) for row in ctx.store.train_set(round_)]
     args = {**build.train_args(ctx.cfg), **build.resume_args(ctx.cfg)}
     with ctx.reporter.bar(f"round {round_}: training steps", ctx.cfg.train.steps, stoppable=False) as advance:
         metrics = actors.call_with_progress(trainer, "train", (base, examples, out), args, advance,
@@ -471,9 +473,10 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
     rows = ctx.store.compose_rows(round_, s2_round, key, cfg.feature)
     by_split = defaultdict(list)
     tokens = {}
-    for item_id, split, s1, s2, confidence, skill, s1_s, s2_s, s1_tok, s2_tok in rows:
-        by_split[split].append(routing.Routed(item_id, s1, s2, confidence, skill, s1_s, s2_s))
-        tokens[item_id] = (s1_tok, s2_tok)
+    for r in rows:
+        by_split[r.split].append(routing.Routed(r.item_id, r.s1_correct, r.s2_correct, r.confidence,
+                                                r.weakest_accuracy, r.s1_seconds, r.s2_seconds))
+        tokens[r.item_id] = (r.s1_tokens, r.s2_tokens)
     probe, test = by_split["probe"], by_split["test"]
     if not probe or not test:
         raise StoreError(f"compose needs probe and test items answered by both systems (probe {len(probe)}, "
@@ -504,7 +507,7 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
 ALONE = float("inf")  # token_solutions' threshold for the larger model alone
 
 
-def _compose_tokens(ctx: Context, round_: int, collab: Any, items: Sequence[Item], rows: Sequence[tuple]) -> str:
+def _compose_tokens(ctx: Context, round_: int, collab: Any, items: Sequence[Item], rows: Sequence[ComposeRow]) -> str:
     """FS-GEN's token router: the student and the larger model decode together at each
     configured threshold (the larger model alone once per run); the threshold is chosen on
     probe against the larger model's own probe accuracy, then applied to test."""
@@ -514,10 +517,11 @@ def _compose_tokens(ctx: Context, round_: int, collab: Any, items: Sequence[Item
     for round_at, threshold in [(SETUP_ROUND, ALONE), *((round_, t) for t in ctx.cfg.compose.token.thresholds)]:
         _solve_tokens(ctx, items, collab, key, round_at, threshold)
     by_split: dict[str, dict[float, list]] = defaultdict(lambda: defaultdict(list))
-    for item_id, split, s1, _s2, _conf, _skill, s1_s, _s2_s, s1_tok, _s2_tok in rows:  # t = 0: the student alone
-        by_split[split][0.0].append(routing.TokenRouted(item_id, s1, s1_tok, 0, s1_s))
-    for threshold, item_id, split, correct, n, large, seconds in ctx.store.token_rows(round_, key):
-        by_split[split][threshold].append(routing.TokenRouted(item_id, correct, n, large, seconds))
+    for r in rows:  # t = 0: the student alone
+        by_split[r.split][0.0].append(routing.TokenRouted(r.item_id, r.s1_correct, r.s1_tokens, 0, r.s1_seconds))
+    for t in ctx.store.token_rows(round_, key):
+        by_split[t.split][t.threshold].append(routing.TokenRouted(t.item_id, t.correct, t.n_tokens, t.large_tokens,
+                                                                  t.seconds))
     points = {split: sorted((routing.token_outcome(t, r) for t, r in at.items()),
                             key=lambda o: (o.escalation, o.threshold)) for split, at in by_split.items()}
     alone = next(o for o in points["probe"] if o.threshold == ALONE)

@@ -20,6 +20,8 @@ import duckdb
 import pyarrow as pa
 
 from sgi.orchestrator import registry
+from sgi.orchestrator.rows import (AttemptRow, ComposeRow, ComposeSummary, CurvePoint, LedgerRow, ProfileRow,
+                                   RoundSummary, SkillEval, SynthesizedRow, TeacherUsage, TokenRow, TrainRow)
 from sgi.skills.learnability import SkillState
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 from sgi.skills.runs import SETUP_ROUND, SNAPSHOT_FILE, StoreError, copy_database, named_queries
@@ -202,8 +204,8 @@ class Store:
         self._published = time.monotonic()
         self._copy_seconds = self._published - started
 
-    def ledger(self) -> list[tuple]:
-        return self._query("ledger")
+    def ledger(self) -> list[LedgerRow]:
+        return [LedgerRow(*r) for r in self._query("ledger")]
 
     def log(self, round_: int, stage: str, message: str) -> None:
         try:
@@ -361,8 +363,8 @@ class Store:
             by_item.setdefault(item_id, []).append((-score, skill))
         return {item_id: tuple(s for _, s in sorted(pairs)) for item_id, pairs in by_item.items()}
 
-    def attempts(self, round_: int) -> list[tuple]:
-        return self._query("attempts", [round_])
+    def attempts(self, round_: int) -> list[AttemptRow]:
+        return [AttemptRow(*r) for r in self._query("attempts", [round_])]
 
     def attempted_ids(self, round_: int) -> set[str]:
         return {r[0] for r in self._query("attempted_ids", [round_])}
@@ -373,9 +375,9 @@ class Store:
     def difficult(self, round_: int) -> list[tuple[str, str]]:
         return self._query("difficult", [round_])
 
-    def profile(self, round_: int) -> list[tuple]:
-        """(skill, attempts, correct, missing, missing_rate, share, accuracy, floor), worst first."""
-        return self._query("profile", [round_])
+    def profile(self, round_: int) -> list[ProfileRow]:
+        """A round's Missing-Skill-Profile, the most missing skill first."""
+        return [ProfileRow(*r) for r in self._query("profile", [round_])]
 
     def skill_accuracy(self, round_: int) -> dict[str, float]:
         return dict(self._query("skill_accuracy", [round_]))
@@ -393,9 +395,9 @@ class Store:
         """(difficult item, missing skill) pairs of the round's diagnoses."""
         return self._query("missing_pairs", [round_])
 
-    def train_set(self, round_: int) -> list[tuple]:
-        """(item_id, question, answer, skill, cause, reason) in training order."""
-        return self._query("train_set", [round_])
+    def train_set(self, round_: int) -> list[TrainRow]:
+        """A round's training examples in training order."""
+        return [TrainRow(*r) for r in self._query("train_set", [round_])]
 
     def evaluated_ids(self, round_: int) -> set[str]:
         return {r[0] for r in self._query("evaluated_ids", [round_])}
@@ -404,9 +406,9 @@ class Store:
         rows = self._query("checkpoint", [round_])
         return rows[0][0] if rows else None
 
-    def round_summary(self) -> list[tuple]:
-        """(round, test acc, weakest-third acc, general acc, train examples, seconds) per round."""
-        return self._query("round_summary")
+    def round_summary(self) -> list[RoundSummary]:
+        """Held-out accuracies, training examples and stage seconds per round."""
+        return [RoundSummary(*r) for r in self._query("round_summary")]
 
     def family_evals(self, split: str = "test") -> dict[int, dict[str, float]]:
         """round -> family -> held-out accuracy on `split`."""
@@ -415,12 +417,12 @@ class Store:
             out.setdefault(round_, {})[family] = accuracy
         return out
 
-    def skill_evals(self, round_: int, split: str = "test") -> list[tuple]:
-        return self._query("skill_evals", [round_, split])
+    def skill_evals(self, round_: int, split: str = "test") -> list[SkillEval]:
+        return [SkillEval(*r) for r in self._query("skill_evals", [round_, split])]
 
-    def synthesized(self, round_: int | None) -> list[tuple[str, str, str, bool]]:
-        """(skill, cause, item_id, kept) of the STAT-Syn candidates of a round (None: all rounds)."""
-        return self._query("synthesized", [round_])
+    def synthesized(self, round_: int | None) -> list[SynthesizedRow]:
+        """The STAT-Syn candidates of a round (None: all rounds)."""
+        return [SynthesizedRow(*r) for r in self._query("synthesized", [round_])]
 
     def synthesized_counts(self, round_: int) -> tuple[int, int]:
         return self._query("synthesized_counts", [round_])[0]
@@ -431,24 +433,20 @@ class Store:
     def token_solved_ids(self, round_: int, model: str, threshold: float) -> set[str]:
         return {r[0] for r in self._query("token_solved_ids", [round_, model, threshold])}
 
-    def token_rows(self, round_: int, model: str) -> list[tuple]:
-        """(threshold, item_id, split, correct, n_tokens, large_tokens, seconds) of round `round_`'s
-        token-level answers with `model`, and of the larger model alone (threshold inf)."""
-        return self._query("token_rows", [round_, model])
+    def token_rows(self, round_: int, model: str) -> list[TokenRow]:
+        """Round `round_`'s token-level answers with `model`, and the larger model's alone (threshold inf)."""
+        return [TokenRow(*r) for r in self._query("token_rows", [round_, model])]
 
-    def compose_rows(self, round_: int, s2_round: int, system2: str, feature: str) -> list[tuple]:
-        """(item_id, split, s1 correct, s2 correct, confidence, weakest-skill accuracy, s1 s, s2 s,
-        s1 tokens, s2 tokens) for the items both systems answered."""
-        return self._query("compose_rows", [round_, s2_round, system2, feature])
+    def compose_rows(self, round_: int, s2_round: int, system2: str, feature: str) -> list[ComposeRow]:
+        """The items both systems answered, with System 1's confidence `feature`."""
+        return [ComposeRow(*r) for r in self._query("compose_rows", [round_, s2_round, system2, feature])]
 
-    def compose_summary(self) -> list[tuple]:
-        """(round, router, system2, items, s1 acc, s2 acc, composed acc, escalation, s1 s, s2 s,
-        composed s, threshold) on the test split."""
-        return self._query("compose_summary")
+    def compose_summary(self) -> list[ComposeSummary]:
+        """Per round and router on the test split: each system alone and composed."""
+        return [ComposeSummary(*r) for r in self._query("compose_summary")]
 
-    def compose_curve(self) -> list[tuple]:
-        """(round, router, split, threshold, escalation, accuracy, seconds, chosen)."""
-        return self._query("compose_curve")
+    def compose_curve(self) -> list[CurvePoint]:
+        return [CurvePoint(*r) for r in self._query("compose_curve")]
 
     def test_floor(self) -> float | None:
         """The trivial majority-answer baseline on the test split (per skill, pooled)."""
@@ -464,9 +462,8 @@ class Store:
         """key -> the first usable reply recorded for it (the LLM teacher's cache)."""
         return dict(self._query("teacher_cached", [list(keys)])) if keys else {}
 
-    def teacher_usage(self) -> list[tuple]:
-        """(round, stage, template, calls, errors, prompt tokens, completion tokens, seconds)."""
-        return self._query("teacher_usage")
+    def teacher_usage(self) -> list[TeacherUsage]:
+        return [TeacherUsage(*r) for r in self._query("teacher_usage")]
 
     def rounds(self) -> list[int]:
         return [r[0] for r in self._query("rounds")]

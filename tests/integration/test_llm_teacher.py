@@ -102,10 +102,10 @@ def test_the_four_teacher_jobs_through_vllm_serve(labelled):
     assert len(kept) <= len(candidates)
 
     assert _ok_replies_parse(store) > 0
-    usage = {row[2]: row for row in store.teacher_usage()}
+    usage = {row.template: row for row in store.teacher_usage()}
     assert {"discover.v1", "merge.v1", "label.v1", "diagnose.v1", "synthesize.v1", "solve.v1"} <= set(usage)
-    assert all(row[5] > 0 and row[6] > 0 for row in usage.values())  # tokens recorded per template
-    assert usage["label.v1"][:2] == (SETUP_ROUND, "label")  # charged to the ledger's running stage
+    assert all(row.prompt_tokens > 0 and row.completion_tokens > 0 for row in usage.values())  # per template
+    assert (usage["label.v1"].round, usage["label.v1"].stage) == (SETUP_ROUND, "label")  # charged to the ledger's running stage
 
 
 @pytest.mark.slow

@@ -74,7 +74,7 @@ def test_train_sets_follow_stat_sel_by_learnability(two_rounds):
         # loop.replay 0.25 of the budget, or all of it where no skill is above its floor and unmastered
         select = next(d for r, stage, _, _, d in store.ledger() if stage == "select" and r == round_)
         assert "learnability weights" in select
-        replay = sum(r[5] == "replay" for r in train)
+        replay = sum(r.reason == "replay" for r in train)
         assert replay == (128 if "all replay" in select else 32), select
         assert round_ == 1 or replay == 32  # round 0: the profile has skills to target
 
@@ -89,7 +89,7 @@ def test_evals_per_round_and_the_student_learns(two_rounds):
     assert set(summary) == {-1, 0, 1}
     # On the skills it was trained on, the trained student beats the base model it started
     # from (fixed seed, so this is deterministic on CPU).
-    trained = {row[3] for r in (0, 1) for row in store.train_set(r)}
+    trained = {row.skill for r in (0, 1) for row in store.train_set(r)}
     labels = store.labels()
     test_ids = {i.item_id for i in store.items("test") if trained & set(labels[i.item_id])}
     accuracy = {
@@ -118,7 +118,7 @@ def test_other_strategies_one_round_inline(tmp_path, strategy):
 
             weights = skill_weights([store.skill_states(0)], [])
             targeted = allocate(weights, 4) if weights else {}
-            assert sum(r[5] == "replay" for r in train) == 8 - sum(targeted.values())
+            assert sum(r.reason == "replay" for r in train) == 8 - sum(targeted.values())
             by_skill = {r[3]: 0 for r in train if r[5] != "replay"}
             for r in train:
                 if r[5] != "replay":
@@ -133,7 +133,7 @@ def test_other_strategies_one_round_inline(tmp_path, strategy):
             assert len(synthetic) == kept and all(store.labels().get(i) for i in synthetic)
         elif strategy == "skill-it":
             assert reasons == {"mixture"}
-            profiled = {row[0] for row in store.profile(0) if row[4] > 0}
+            profiled = {row.skill for row in store.profile(0) if row.missing_rate > 0}
             assert {r[3] for r in train} & profiled  # drawn by the round-0 MSP's skills
         else:
             assert reasons <= {"embed", "fill", "uniform"}
@@ -146,36 +146,36 @@ def test_each_round_is_composed_with_the_program_solver(two_rounds):
     """System 1 (the round's student) + System 2 (the base model writing expressions that
     the safe evaluator computes), routed per item on the test split."""
     _, store = two_rounds
-    summary = {(r[0], r[1]): r for r in store.compose_summary() if r[1] != "token"}
+    summary = {(r.round, r.router): r for r in store.compose_summary() if r.router != "token"}
     assert set(summary) == {(r, router) for r in (-1, 0, 1) for router in ("confidence", "skill", "skill+confidence")}
     test_ids = {r[0] for r in store.db.execute("SELECT item_id FROM routes WHERE round = -1 AND router = 'skill'").fetchall()}
     assert len(test_ids) == 12 and test_ids <= {i.item_id for i in store.items("test")}  # compose.max_items
-    for (round_, router), (_, _, system2, items, s1, s2, composed, escalation, s1_s, s2_s, both_s, _) in summary.items():
-        assert system2.startswith("program@") and items == len(test_ids)  # keyed by its settings
-        assert 0.0 <= escalation <= 1.0 and s1_s > 0 and s2_s > 0
+    for (round_, router), row in summary.items():
+        assert row.system2.startswith("program@") and row.items == len(test_ids)  # keyed by its settings
+        assert 0.0 <= row.escalation <= 1.0 and row.system1_seconds > 0 and row.system2_seconds > 0
         routes = store.db.execute("SELECT item_id, system, reason, correct FROM routes WHERE round = ? AND router = ?",
                                   [round_, router]).fetchall()
         assert {r[0] for r in routes} == test_ids and {r[1] for r in routes} <= {1, 2}
         assert all(("<" in r[2]) == (r[1] == 2) for r in routes)  # the reason states the rule that fired
-        assert composed == pytest.approx(sum(r[3] for r in routes) / len(routes))
+        assert row.composed_accuracy == pytest.approx(sum(r[3] for r in routes) / len(routes))
     # the program solver computes what the small model cannot: it beats the base student here
-    assert summary[(-1, "confidence")][5] > summary[(-1, "confidence")][4]
+    assert summary[(-1, "confidence")].system2_accuracy > summary[(-1, "confidence")].system1_accuracy
     # thresholds are chosen on probe; on test the composed solver is at least as good as the
     # student alone for the routers that escalate where the student is weak
     for round_ in (-1, 0, 1):
-        assert summary[(round_, "skill")][6] >= summary[(round_, "skill")][4]
+        assert summary[(round_, "skill")].composed_accuracy >= summary[(round_, "skill")].system1_accuracy
     curve = store.compose_curve()
     for round_ in (-1, 0, 1):
-        points = [c for c in curve if c[0] == round_ and c[1] == "confidence" and c[2] == "test"]
-        assert min(p[4] for p in points) == 0.0 and max(p[4] for p in points) == 1.0
-        assert sum(p[7] for p in points) == 1  # one chosen threshold per split
+        points = [c for c in curve if c.round == round_ and c.router == "confidence" and c.split == "test"]
+        assert min(p.escalation for p in points) == 0.0 and max(p.escalation for p in points) == 1.0
+        assert sum(p.chosen for p in points) == 1  # one chosen threshold per split
 
 
 def test_each_round_is_also_composed_token_by_token_with_the_larger_model(two_rounds):
     """FS-GEN: the round's student decodes and the larger model (here the base SmolLM2)
     chooses the tokens where the student's top-1 probability is below 0.5."""
     _, store = two_rounds
-    summary = {r[0]: r for r in store.compose_summary() if r[1] == "token"}
+    summary = {r.round: r for r in store.compose_summary() if r.router == "token"}
     assert set(summary) == {-1, 0, 1}
     rows = store.db.execute("SELECT round, threshold, n_tokens, large_tokens FROM token_solutions").fetchall()
     alone = [r for r in rows if r[1] == float("inf")]

@@ -53,9 +53,8 @@ def test_vllm_answers_land_in_duckdb_like_the_transformers_engines(vllm_run):
     try:
         attempts = store.attempts(0)
         probe = {i.item_id for i in store.items("probe")}
-        assert {a[0] for a in attempts} == probe and all(a[1] == 0 for a in attempts)
-        # (item_id, sample, output, extracted, correct, n_tokens, mean_prob, min_prob)
-        assert all(0 < a[5] <= 16 and 0 < a[7] <= a[6] <= 1 for a in attempts)
+        assert {a.item_id for a in attempts} == probe and all(a.sample == 0 for a in attempts)
+        assert all(0 < a.n_tokens <= 16 and 0 < a.min_prob <= a.mean_prob <= 1 for a in attempts)
         assert store.stage_done(0, "evaluate") and store.evaluated_ids(0) == store.evaluated_ids(SETUP_ROUND)
     finally:
         store.close()

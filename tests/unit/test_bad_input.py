@@ -446,8 +446,10 @@ def test_markup_in_a_stage_detail_is_shown_as_text_by_sgi_status(tmp_path, monke
 def test_markup_in_skill_names_is_shown_as_text_in_the_profile_table():
     from rich.console import Console
 
+    from sgi.orchestrator.rows import ProfileRow
+
     console = Console(record=True, width=200, emoji=False)  # as cli's own
-    console.print(cli.msp_table([(MARKUP, 4, 1, 3, 0.75, 0.5, 0.25, 0.1)], title="profile"))
+    console.print(cli.msp_table([ProfileRow(MARKUP, 4, 1, 3, 0.75, 0.5, 0.25, 0.1)], title="profile"))
     assert MARKUP in console.export_text()
 
 

@@ -1,0 +1,132 @@
+"""The rows the store's reads return, with their fields named (they are still tuples, so a
+row unpacks as before). One class per query; the field order is the query's column order."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class LedgerRow(NamedTuple):
+    round: int
+    stage: str
+    status: str
+    seconds: float | None
+    detail: str | None
+
+
+class AttemptRow(NamedTuple):
+    item_id: str
+    sample: int  # 0: the greedy answer; 1..k: samples
+    output: str
+    extracted: str
+    correct: bool
+    n_tokens: int
+    mean_prob: float
+    min_prob: float
+
+
+class ProfileRow(NamedTuple):
+    """A skill's line of a round's Missing-Skill-Profile."""
+
+    skill: str
+    attempts: int
+    correct: int
+    missing: int
+    missing_rate: float
+    share: float
+    accuracy: float
+    floor: float
+
+
+class TrainRow(NamedTuple):
+    item_id: str
+    question: str
+    answer: str
+    skill: str
+    cause: str  # the difficult item whose missing skill chose it ('' for replay and baselines)
+    reason: str
+
+
+class RoundSummary(NamedTuple):
+    round: int
+    test_accuracy: float | None
+    weakest_accuracy: float | None
+    general_accuracy: float | None
+    train_examples: int
+    seconds: float | None
+
+
+class SkillEval(NamedTuple):
+    skill: str
+    items: int
+    correct: int
+    accuracy: float
+
+
+class SynthesizedRow(NamedTuple):
+    skill: str
+    cause: str
+    item_id: str
+    kept: bool
+
+
+class TokenRow(NamedTuple):
+    threshold: float
+    item_id: str
+    split: str
+    correct: bool
+    n_tokens: int
+    large_tokens: int
+    seconds: float
+
+
+class ComposeRow(NamedTuple):
+    """What the routers read per item: both systems' outcomes and System 1's signals."""
+
+    item_id: str
+    split: str
+    s1_correct: bool
+    s2_correct: bool
+    confidence: float
+    weakest_accuracy: float  # probe accuracy of the item's weakest labelled skill
+    s1_seconds: float
+    s2_seconds: float
+    s1_tokens: int
+    s2_tokens: int
+
+
+class ComposeSummary(NamedTuple):
+    round: int
+    router: str
+    system2: str
+    items: int
+    system1_accuracy: float
+    system2_accuracy: float
+    composed_accuracy: float
+    escalation: float
+    system1_seconds: float
+    system2_seconds: float
+    composed_seconds: float
+    threshold: float | None
+
+
+class CurvePoint(NamedTuple):
+    round: int
+    router: str
+    split: str
+    threshold: float
+    escalation: float
+    accuracy: float
+    seconds: float
+    chosen: bool
+
+
+class TeacherUsage(NamedTuple):
+    round: int
+    stage: str
+    template: str
+    calls: int
+    errors: int
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    seconds: float | None
