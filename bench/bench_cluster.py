@@ -56,7 +56,7 @@ def one_pass(runs: Path, name: str, overrides: list[str]) -> tuple[float, float,
     cfg = load_config(None, [f"runs_dir={runs}", f"name={name}", "compose.enabled=false", *overrides])
     try:
         with loop.Session(cfg, Reporter(quiet=True)) as s:
-            pool = s.student(loop.setup(s))  # the pool the loop would use, loaded on first touch
+            pool = s.engines.student(loop.setup(s))  # the pool the loop would use, loaded on first touch
             for engine in pool.engines:
                 engine.render("warm")  # waits until the actor has built its model
             mark = pool.mark()

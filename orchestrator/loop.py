@@ -25,7 +25,8 @@ from rich.markup import escape
 from sgi.orchestrator import build, registry, rundir, stages
 from sgi.orchestrator.answers import AnswerCache
 from sgi.orchestrator.config import ConfigError, RunConfig, dump_config, load_config
-from sgi.orchestrator.progress import Reporter, StopRequested
+from sgi.orchestrator.engines import Engines
+from sgi.orchestrator.progress import Reporter
 from sgi.orchestrator.rows import ComposeSummary, ProfileRow, RoundSummary
 from sgi.orchestrator.store import Store
 from sgi.skills.runs import SETUP_ROUND, STORE_FILE, StoreError, round_label
@@ -42,7 +43,7 @@ def run(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None =
         compose_round(s, SETUP_ROUND, model)
         for r in range(cfg.loop.rounds):
             profile_round(s, r, model)  # 1. profile the current student
-            s.stage(r, "select", stages.build_train_set, r, s.embedder())  # 2. STAT-Sel / Syn / baseline
+            s.stage(r, "select", stages.build_train_set, r, s.engines.embedder())  # 2. STAT-Sel / Syn / baseline
             model = s.train(r, model)  # 3. fine-tune from the current checkpoint
             s.stage(r, "evaluate", stages.evaluate, r, *s.student_and_answers(model))  # 4. per-skill held-out eval
             compose_round(s, r, model)  # 5. System 1 + System 2, routed per item
@@ -81,9 +82,9 @@ def profile_round(s: Session, r: int, model: Path) -> None:
 def compose_round(s: Session, r: int, model: Path, force: bool = False) -> None:
     if s.cfg.compose.enabled or force:
         student, answers = s.student_and_answers(model)
-        s.stage(r, "compose", stages.compose, r, student, s.system2(model), s.system2_round(r),
-                s.token_collab(model), answers)
-        s.release_system2()  # its models would otherwise sit in memory through the next round
+        s.stage(r, "compose", stages.compose, r, student, s.engines.system2(model, s.ctx.teacher, s.ctx.task),
+                s.system2_round(r), s.engines.token_collab(model), answers)
+        s.engines.release_system2()  # its models would otherwise sit in memory through the next round
 
 
 def _as_read_now(stored_yaml: str) -> str:
@@ -106,7 +107,9 @@ def _require_vllm(key: str) -> None:
 
 
 class Session:
-    """A run's lock, engines and store: on Ray actors (default) or inline, released on exit.
+    """A run in progress: its lock, Ray, its stored config checked against this one, the store,
+    the stage runner and the warm-up; its engines (`self.engines`) are started as the loop
+    needs them and all stopped on exit.
 
     A fresh run that fails before finishing its first stage leaves no directory behind.
     """
@@ -115,15 +118,6 @@ class Session:
         self.cfg = cfg
         self.reporter = reporter
         self.force_from = force_from
-        self.use_ray = cfg.ray.enabled
-        self.cluster_gpus = 0.0  # read from the cluster once Ray is up
-        self.engines: list[Any] = []
-        self._student: tuple[Path, Any] | None = None
-        self._trainer: Any = None
-        self._embedder: Any = None
-        self._writer: Any = None
-        self._reasoner: Any = None
-        self._collab: Any = None
         self._warmup_model: Path | None = None  # its greedy answers are kept across runs
 
     def __enter__(self) -> Session:
@@ -145,21 +139,21 @@ class Session:
         from sgi.workers.models import resolve_student
 
         self.base_model = resolve_student(cfg.student.model)  # a wrong model path fails before any work
-        self.larger_model = self._larger_model()  # so does a token-level partner it cannot decode with
+        self.engines = Engines(cfg, self.reporter, self.base_model)
         if cfg.student.engine == "vllm":
             _require_vllm("student.engine")
         if cfg.teacher.kind == "local" and cfg.teacher.local.engine == "vllm":
             _require_vllm("teacher.local.engine")
-        if self.use_ray:
+        if cfg.ray.enabled:
             self.reporter.note("starting Ray" + (f" at {cfg.ray.address}" if cfg.ray.address else " (local)"))
             actors.start_ray(cfg.ray.address, cfg.ray.num_cpus, state_api=cfg.ray.trainer_workers > 1)
             if self.reporter.catching:
                 self.reporter.catch_signals()  # take SIGTERM back from Ray's core worker
             self._check_cluster()
         # the one DuckDB writer lives on this (the driver's) node, beside its file
-        store = self._spawn("store", Store, {"path": (cfg.run_dir / STORE_FILE).resolve()}, placement="driver")
+        store = self.engines.spawn("store", Store, {"path": (cfg.run_dir / STORE_FILE).resolve()}, placement="driver")
         self._reconcile_config(store)
-        teacher = self._spawn("teacher", make_teacher, build.teacher_args(cfg, store))
+        teacher = self.engines.spawn("teacher", make_teacher, build.teacher_args(cfg, store))
         self.ctx = stages.Context(cfg=cfg, task=build.build_task(cfg), store=store, teacher=teacher,
                                   reporter=self.reporter)
 
@@ -167,8 +161,8 @@ class Session:
         """Fail early, naming the shortfall, when the cluster cannot hold the configured actors."""
         import ray
 
-        self.cluster_gpus = ray.cluster_resources().get("GPU", 0.0)
-        needs = build.resource_needs(self.cfg, self.cluster_gpus)
+        self.engines.cluster_gpus = ray.cluster_resources().get("GPU", 0.0)
+        needs = build.resource_needs(self.cfg, self.engines.cluster_gpus)
         # a local cluster never grows; one at an address may be autoscaling
         wait_s = self.cfg.ray.resource_wait_s if (self.cfg.ray.address or os.environ.get("RAY_ADDRESS")) else 0
         try:
@@ -214,18 +208,11 @@ class Session:
                 pass
         elif hasattr(self, "lock"):
             finished_any = False
-        for engine in self.engines:
-            actors.stop(engine)
+        if hasattr(self, "engines"):
+            self.engines.stop_all()
         self.lock.__exit__(exc_type, *exc)
         if exc_type is not None and self.fresh and not finished_any:
             shutil.rmtree(self.cfg.run_dir, ignore_errors=True)  # nothing done: leave nothing half-written
-
-    def _spawn(self, role: str, factory: Callable[..., Any], kwargs: dict[str, Any], num_cpus: float = 0,
-               **options: Any) -> Any:
-        engine = actors.spawn(factory, kwargs, use_ray=self.use_ray, role=role, num_cpus=num_cpus,
-                              max_restarts=self.cfg.ray.max_restarts, **options)
-        self.engines.append(engine)
-        return engine
 
     def stage(self, round_: int, name: str, fn: Callable[..., str], *args: Any) -> None:
         """Run `fn(ctx, *args)` unless the ledger says it finished; record how it went."""
@@ -269,59 +256,21 @@ class Session:
     def _train_warmup(self, ctx: stages.Context, base: Path, examples: list, args: dict, out: Path) -> str:
         if (out / "merged").is_dir():
             return f"cached at {out}"
-        try:
-            with self.reporter.bar("warm-up SFT (LoRA steps)", args["steps"], stoppable=False) as advance:
-                metrics = actors.call_with_progress(self.trainer(), "train", (base, examples, out),
-                                                    {**args, **build.resume_args(self.cfg)}, advance,
-                                                    stop=self.reporter.stop.is_set)
-        finally:
-            self.release_trainer()
-        if "stopped_at" in metrics:
-            raise StopRequested(f"warm-up stopped after step {metrics['stopped_at']}, state saved")
+        metrics = self.engines.fit("warm-up SFT (LoRA steps)", base, examples, out, args)
         return f"{metrics['steps']} steps, final loss {metrics['final_loss']:.3f}, {metrics['seconds']:.0f} s"
 
     def train(self, r: int, base: Path) -> Path:
         """Round r's checkpoint, trained from `base` unless the ledger has it already."""
         if not self.ctx.store.stage_done(r, "train"):
-            self.release_student()  # its CPUs/GPU go to the trainer; the next student is a new model anyway
+            self.engines.release_student()  # its CPUs/GPU go to the trainer; the next student is a new model anyway
         self.stage(r, "train", self._train_round, r, base)
         return Path(self.ctx.store.checkpoint(r))
 
     def _train_round(self, ctx: stages.Context, r: int, base: Path) -> str:
-        try:
-            return stages.train(ctx, r, base, self._checkpoint_dir(r), self.trainer())
-        finally:
-            self.release_trainer()  # its CPUs/GPUs go back to the students that evaluate the new weights
+        return stages.train(ctx, r, base, self._checkpoint_dir(r), self.engines.fit)
 
     def _checkpoint_dir(self, r: int) -> Path:
         return (self.cfg.run_dir / "checkpoints" / f"round-{r}").resolve()
-
-    def trainer(self) -> Any:
-        if self._trainer is None:
-            from sgi.workers.train_host import TrainerHost
-
-            args = build.trainer_host_args(self.cfg, self.cluster_gpus)
-            # one trainer trains in its actor; a data-parallel host only coordinates its workers
-            alone = args["workers"] == 1
-            self._trainer = self._spawn("trainer", TrainerHost, args, num_cpus=args["worker_cpus"] if alone else 0,
-                                        num_gpus=args["worker_gpus"] if alone else 0, max_concurrency=4)
-        return self._trainer
-
-    def release_trainer(self) -> None:
-        if self._trainer is not None:
-            actors.stop(self._trainer)
-            self.engines.remove(self._trainer)
-        self._trainer = None
-
-    def embedder(self) -> Any:
-        """Sentence embeddings for the embed-sel baseline (None for the other strategies)."""
-        if self.cfg.loop.strategy != "embed-sel":
-            return None
-        if self._embedder is None:
-            from sgi.workers.embedder import Embedder
-
-            self._embedder = self._spawn("embedder", Embedder, {})
-        return self._embedder
 
     def checkpoint(self, r: int) -> Path:
         """The student model of round r (-1: the warm-up student); refuses a round not trained yet."""
@@ -331,80 +280,6 @@ class Session:
                              f"(finish it with `sgi resume {self.cfg.run_dir}`)")
         return Path(path)
 
-    def system2(self, model: Path) -> Any:
-        """The configured System-2 solver, built on first use."""
-        return actors.Lazy(lambda: self._system2(model))
-
-    def system2_round(self, r: int) -> int:
-        """Where System 2's answers are stored: per round only when they depend on the student."""
-        return r if self.cfg.compose.system2 == "self-consistency" else SETUP_ROUND
-
-    def _system2(self, model: Path) -> Any:
-        from sgi.skills import solvers
-
-        c = self.cfg.compose
-        if c.system2 == "oracle":
-            return solvers.OracleSolver()
-        if c.system2 == "teacher":
-            return solvers.TeacherSolver(self.ctx.teacher, self.cfg.student.batch_size)
-        if c.system2 == "self-consistency":
-            from sgi.workers.student import TransformersStudent
-
-            args = {**build.student_args(self.cfg, str(model)), "max_new_tokens": c.self_consistency.max_new_tokens}
-            # no CPU reserved: it runs only while the student waits, and a reservation could
-            # leave the trainer unschedulable on a small cluster
-            self._reasoner = self._spawn("reasoner", TransformersStudent, args)
-            return solvers.SelfConsistencySolver(self._reasoner, self.ctx.task.extract, c.self_consistency.n,
-                                                 c.self_consistency.temperature, self.cfg.student.batch_size)
-        if self._writer is None:
-            from sgi.workers.models import resolve_student
-            from sgi.workers.student import TransformersStudent
-
-            shots = solvers.load_program_shots(c.program.shots)
-            writer = resolve_student(c.program.model) if c.program.model else self.base_model
-            args = {**build.student_args(self.cfg, str(writer)), "max_new_tokens": c.program.max_new_tokens,
-                    "system_prompt": shots.system, "shots": shots.shots}
-            self._writer = self._spawn("program-writer", TransformersStudent, args)  # no CPU reserved, as above
-        return solvers.ProgramSolver(self._writer, self.cfg.student.batch_size)
-
-    def _larger_model(self) -> Path | None:
-        """compose.token.model's folder, checked against the student's tokenizer (None: off)."""
-        if self.cfg.compose.token.model is None:
-            return None
-        from transformers import AutoTokenizer
-
-        from sgi.workers.collab import require_shared_tokenizer
-        from sgi.workers.models import resolve_student
-
-        path = resolve_student(self.cfg.compose.token.model, role="compose.token.model")
-        try:
-            require_shared_tokenizer(AutoTokenizer.from_pretrained(self.base_model), AutoTokenizer.from_pretrained(path),
-                                     path)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-        return path
-
-    def token_collab(self, model: Path) -> Any:
-        """The student at `model` paired with compose.token.model (None when that is off)."""
-        if self.larger_model is None:
-            return None
-        return actors.Lazy(lambda: self._token_collab(model))
-
-    def _token_collab(self, model: Path) -> Any:
-        if self._collab is None:
-            from sgi.workers.collab import TokenCollaboration
-
-            args = {"large_path": str(self.larger_model), **build.student_args(self.cfg, str(model))}
-            self._collab = self._spawn("token-collaboration", TokenCollaboration, args)  # no CPU reserved, as above
-        return self._collab
-
-    def release_system2(self) -> None:
-        for engine in (self._writer, self._reasoner, self._collab):
-            if engine is not None:
-                actors.stop(engine)
-                self.engines.remove(engine)
-        self._writer = self._reasoner = self._collab = None
-
     def student_and_answers(self, model_path: Path) -> tuple[Any, AnswerCache | None]:
         """The student pool for `model_path`, and for the cached warm-up student the cache of its
         greedy answers that every run starting from it shares (a round's student belongs to
@@ -412,34 +287,4 @@ class Session:
         answers = None
         if model_path == self._warmup_model:
             answers = AnswerCache.for_model(model_path, build.answer_settings(self.cfg))
-        return self.student(model_path), answers
-
-    def student(self, model_path: Path) -> Any:
-        """The student pool for `model_path`, loaded on first use (the previous one is released)."""
-        return actors.Lazy(lambda: self._load_student(model_path))
-
-    def _load_student(self, model_path: Path) -> actors.Pool:
-        if self._student and self._student[0] == model_path:
-            return self._student[1]
-        if self.cfg.student.engine == "vllm":
-            from sgi.workers.vllm_student import VLLMStudent as engine_class
-        else:
-            from sgi.workers.student import TransformersStudent as engine_class
-
-        self.release_student()
-        r = self.cfg.ray
-        n = r.student_actors if self.use_ray else 1
-        self.reporter.note(f"loading the student from {model_path}" + (f" on {n} actors" if n > 1 else ""))
-        args = build.student_args(self.cfg, str(model_path))
-        pool = actors.Pool([self._spawn("student", engine_class, args, num_cpus=r.student_cpus,
-                                        num_gpus=r.student_gpus, placement="spread" if n > 1 else None)
-                            for _ in range(n)])
-        self._student = (model_path, pool)
-        return pool
-
-    def release_student(self) -> None:
-        if self._student:
-            for engine in self._student[1].engines:
-                actors.stop(engine)
-                self.engines.remove(engine)
-        self._student = None
+        return self.engines.student(model_path), answers

@@ -430,23 +430,17 @@ def _known_questions(store: Any) -> set[str]:
     return {i.question for i in store.items() if i.split != "synthetic" or i.item_id in recorded}
 
 
-def train(ctx: Context, round_: int, base: Path, out: Path, trainer: Any) -> str:
-    """Fine-tune from the current checkpoint on the round's training set (LoRA by default).
+def train(ctx: Context, round_: int, base: Path, out: Path, fit: Callable[..., dict[str, Any]]) -> str:
+    """Fine-tune from the current checkpoint on the round's training set (LoRA by default),
+    through `fit` (Engines.fit, the warm-up's path too).
 
     The trainer saves its state every `train.state_every` steps and continues from it, so
     a killed or stopped run resumes mid-training and ends with the same weights.
     """
     from sgi.orchestrator import build
-    from sgi.orchestrator.progress import StopRequested
-    from sgi.workers import actors
 
     examples = [(row.question, row.answer) for row in ctx.store.train_set(round_)]
-    args = {**build.train_args(ctx.cfg), **build.resume_args(ctx.cfg)}
-    with ctx.reporter.bar(f"round {round_}: training steps", ctx.cfg.train.steps, stoppable=False) as advance:
-        metrics = actors.call_with_progress(trainer, "train", (base, examples, out), args, advance,
-                                            stop=ctx.reporter.stop.is_set)
-    if "stopped_at" in metrics:
-        raise StopRequested(f"training stopped after step {metrics['stopped_at']} of {metrics['steps']}, state saved")
+    metrics = fit(f"round {round_}: training steps", base, examples, out, build.train_args(ctx.cfg))
     ctx.store.add_checkpoint(round_, str(out / "merged"), str(base), metrics)
     return f"{metrics['steps']} steps on {len(examples)} examples, final loss {metrics['final_loss']:.3f}"
 
