@@ -22,6 +22,7 @@ from sgi.orchestrator.config import RunConfig
 from sgi.orchestrator.progress import Reporter
 from sgi.orchestrator.rows import ComposeRow
 from sgi.orchestrator.store import ScoredAttempt, Store
+from sgi.skills import checks
 from sgi.skills.difficulty import judge
 from sgi.skills.interfaces import Task, Teacher, TeacherOutputError
 from sgi.skills.prompts import skill_exemplars, student_prompt
@@ -29,8 +30,6 @@ from sgi.skills.records import Case, Diagnosis, Generation, Item, Label, Skill
 from sgi.skills.runs import SETUP_ROUND, StoreError, round_label
 from sgi.skills.solvers import system2_label
 
-MAX_LABELS = 5  # STAT labels each item with 1-5 skills
-MAX_DIAGNOSED = 3  # ... and names 1-3 missing skills per failure
 
 
 @dataclass
@@ -111,14 +110,11 @@ def ask_teacher(ctx: Context, round_: int, stage: str, items: Sequence[Item], me
 
 
 def _valid_labels(ctx: Context, labels: Sequence[Label], names: set[str]) -> list[Label]:
-    """Keep catalogue skills only, at most MAX_LABELS per item (highest score first)."""
-    by_item: dict[str, list[Label]] = defaultdict(list)
-    for label in labels:
-        if label.skill in names:
-            by_item[label.item_id].append(label)
-        else:
-            ctx.store.log(SETUP_ROUND, "label", f"{label.item_id}: skill {label.skill!r} is not in the catalogue; dropped")
-    return [l for ls in by_item.values() for l in sorted(ls, key=lambda l: -l.score)[:MAX_LABELS]]
+    """The teacher's labels that checks.check_labels keeps; what it drops goes to the events."""
+    checked = checks.check_labels(labels, names)
+    for note in checked.notes:
+        ctx.store.log(SETUP_ROUND, "label", note)
+    return checked.kept
 
 
 def warmup_examples(ctx: Context) -> list[tuple[str, str]]:
@@ -268,23 +264,11 @@ def diagnose(ctx: Context, round_: int) -> str:
 
 
 def _valid_diagnoses(ctx: Context, round_: int, diagnoses: Sequence[Diagnosis], cases: Sequence[Case]) -> list[Diagnosis]:
-    """Keep 1-3 of the item's *labelled* skills, so a skill's missing count never exceeds its attempts.
-
-    A teacher naming something else (outside the labels, or outside the catalogue) is
-    logged; if nothing labelled is left, the blame goes to the item's primary skill.
-    """
-    labelled = {c.item.item_id: c.skills for c in cases}
-    kept = []
-    for d in diagnoses:
-        allowed = labelled.get(d.item_id, ())
-        skills = tuple(dict.fromkeys(s for s in d.skills if s in allowed))[:MAX_DIAGNOSED]
-        if skills != tuple(d.skills):
-            ctx.store.log(round_, "diagnose", f"{d.item_id}: teacher named {list(d.skills)}, labels {list(allowed)}")
-        if not skills and allowed:
-            skills = allowed[:1]
-        if skills:
-            kept.append(Diagnosis(d.item_id, skills, d.reason))
-    return kept
+    """The teacher's diagnoses that checks.check_diagnoses keeps; what it changed goes to the events."""
+    checked = checks.check_diagnoses(diagnoses, {c.item.item_id: c.skills for c in cases})
+    for note in checked.notes:
+        ctx.store.log(round_, "diagnose", note)
+    return checked.kept
 
 
 def _batches(seq: Sequence[Any], size: int) -> list[Sequence[Any]]:

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import reasoning_gym
 
+from sgi.skills.checks import MAX_LABELS
 from sgi.skills.records import Candidate, Case, Diagnosis, Item, Label, Skill
 from sgi.skills.tasks.gym import FAMILY_SPECS, GymTask, _jsonable
 
@@ -60,7 +61,6 @@ FAMILY_SKILLS: dict[str, str] = {
     "base-conversion": "Convert a number between bases 2 to 10",
 }
 
-_MAX_LABELS = 5
 _TOKEN = re.compile(r"\s*(\d+|[a-z]|[-+*/()=])")
 
 
@@ -396,7 +396,7 @@ def item_skills(item: Item) -> list[str]:
     rules = RULES.get(item.meta.get("source_dataset", ""))
     if rules is None:
         return [family_skill(item.family)]
-    return list(dict.fromkeys(rules.labels(item.meta)))[:_MAX_LABELS]
+    return list(dict.fromkeys(rules.labels(item.meta)))[:MAX_LABELS]
 
 
 # --- the exact solver (for verified synthesis) ----------------------------------------
