@@ -8,11 +8,9 @@ insert-or-ignore on a natural key: repeating a stage after a crash adds nothing 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +22,18 @@ from sgi.orchestrator.rows import (AttemptRow, ComposeRow, ComposeSummary, Curve
                                    RoundSummary, SkillEval, SynthesizedRow, TeacherUsage, TokenRow, TrainRow)
 from sgi.skills.learnability import SkillState
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
-from sgi.skills.runs import SETUP_ROUND, SNAPSHOT_FILE, StoreError, copy_database, named_queries
+from sgi.skills.runs import (MIGRATIONS, SCHEMA_VERSION, SETUP_ROUND, SNAPSHOT_FILE, StoreError, copy_database,
+                             named_queries, schema_version, stand_in_sql, upgrade_sql)
 
-SCHEMA_VERSION = 6
 SNAPSHOT_EVERY_S = 10.0  # at most this often between stages; every finished stage publishes one
 SNAPSHOT_SHARE = 0.05  # ... and never more than this share of the run's time spent copying
-# Tables added since an older version: a read-only open (`sgi status` on an old run)
-# gets them as empty temporary tables instead of refusing the store.
-ADDED_SINCE: dict[int, list[str]] = {
-    3: ["teacher_calls", "solutions", "token_solutions", "routes", "compose_curve", "compose_summary"],
-    4: ["solutions", "token_solutions", "routes", "compose_curve", "compose_summary"],
-    5: ["token_solutions", "compose_summary"],
-}
 
 
-# What each stage writes, for `reset_stages` (`?` is the round). Synthetic items of a
-# round go with its select stage; the task stage's reset empties every data table.
 # What a full, read-only or failing disk raises inside DuckDB (its other errors are bugs).
 DISK_ERRORS = (duckdb.IOException, duckdb.TransactionException, duckdb.FatalException)
 
 
-QUERIES = named_queries("sgi.skills", "queries.sql")
+QUERIES = named_queries("sgi.skills", "sql/queries.sql")
 
 
 @dataclass(frozen=True)
@@ -89,47 +78,23 @@ class Store:
     # --- schema -------------------------------------------------------------------------
 
     def _migrate(self) -> None:
-        schema = resources.files("sgi.orchestrator").joinpath("schema.sql").read_text()
+        """Make a new store, or bring an older one up to SCHEMA_VERSION in place (runs made by an
+        earlier sgi stay usable): base.sql, then every migration after the store's version, then
+        the views, in one transaction."""
         with self._transaction():
-            self._upgrade()
-            self.db.execute(schema)
-            self.db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-            )
-
-    def _upgrade(self) -> None:
-        """Bring an older store up to SCHEMA_VERSION in place (runs made by an earlier sgi stay usable)."""
-        tables = {t for (t,) in self.db.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if "meta" in tables else None
-        if row and row[0] == "2":  # v3 keys events by their text: keep one row per note
-            self.db.execute("ALTER TABLE events RENAME TO events_v2")
-            self.db.execute("""CREATE TABLE events (ts TIMESTAMP NOT NULL DEFAULT current_timestamp, round INTEGER NOT NULL,
-                               stage VARCHAR NOT NULL, message VARCHAR NOT NULL, PRIMARY KEY (round, stage, message))""")
-            self.db.execute("""INSERT INTO events SELECT min(ts), round, stage, message FROM events_v2
-                               GROUP BY round, stage, message""")
-            self.db.execute("DROP TABLE events_v2")
-            self.db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
-            row = ("3",)
-        if row and row[0] in ("3", "4", "5"):  # v4 adds teacher_calls, v5 the compose tables, v6 token_solutions:
-            # schema.sql creates them
-            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+            found = schema_version(self.db)
+            if found is None or min(MIGRATIONS) - 1 <= found <= SCHEMA_VERSION:  # others: _check_version says so
+                self.db.execute(upgrade_sql(found))
 
     def _check_version(self) -> None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        found = int(row[0]) if row else None
-        if self.read_only and found in ADDED_SINCE:
-            schema = resources.files("sgi.orchestrator").joinpath("schema.sql").read_text()
-            for name in ADDED_SINCE[found]:  # tables first, then the views over them
-                table = re.search(rf"CREATE TABLE IF NOT EXISTS {name} \(.*?\n\);", schema, re.S)
-                view = re.search(rf"CREATE OR REPLACE VIEW {name} AS\n.*?;", schema, re.S)
-                create = (table or view).group(0)
-                self.db.execute(create.replace("CREATE TABLE", "CREATE TEMP TABLE")
-                                .replace("CREATE OR REPLACE VIEW", "CREATE TEMP VIEW"))
+        found = schema_version(self.db)
+        if found == SCHEMA_VERSION:
             return
-        if found != SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: store schema version {found}, this sgi reads version {SCHEMA_VERSION}"
-            )
+        stand_in = stand_in_sql(found) if self.read_only and found else None
+        if stand_in:  # `sgi status` on an old run reads it as it is
+            self.db.execute(stand_in)
+            return
+        raise StoreError(f"{self.path}: store schema version {found}, this sgi reads version {SCHEMA_VERSION}")
 
     def _transaction(self):
         return _Transaction(self)

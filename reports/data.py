@@ -18,7 +18,7 @@ LISTINGS = ("labelled", "failing", "chosen")
 
 
 # the store's queries (run, round_summary, compose_summary) and the report's own
-QUERIES = {**named_queries("sgi.skills", "queries.sql"), **named_queries("sgi.reports", "report.sql")}
+QUERIES = {**named_queries("sgi.skills", "sql/queries.sql"), **named_queries("sgi.reports", "report.sql")}
 
 
 @dataclass(frozen=True)

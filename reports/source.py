@@ -16,12 +16,12 @@ import hashlib
 import os
 import threading
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import duckdb
 
-from sgi.skills.runs import SNAPSHOT_FILE, STORE_FILE, StoreError, copy_database, holder
+from sgi.skills.runs import (SNAPSHOT_FILE, STORE_FILE, StoreError, copy_database, holder, schema_version,
+                             upgrade_sql)
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,8 @@ def _copy_store(store: Path, target: Path) -> None:
     db = duckdb.connect()
     try:
         db.execute("ATTACH ? AS store (READ_ONLY)", [str(store)])
-        # A store written by an older sgi lacks the newer tables and views: add them (empty).
-        copy_database(db, "store", target, then=resources.files("sgi.orchestrator").joinpath("schema.sql").read_text())
+        # A store written by an older sgi lacks the newer tables and views: its copy is upgraded.
+        copy_database(db, "store", target, then=upgrade_sql(schema_version(db, "store")))
     except duckdb.IOException as err:
         raise StoreError(f"{store}: cannot read the run store ({str(err).splitlines()[0]})") from None
     finally:

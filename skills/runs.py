@@ -40,6 +40,57 @@ class StoreError(RuntimeError):
     """The run's store cannot be used as asked; the message says why and what to do."""
 
 
+def _sql(name: str) -> str:
+    return resources.files("sgi.skills").joinpath("sql", name).read_text()
+
+
+BASE_VERSION = 3  # sql/base.sql: the tables a store had at version 3, the oldest upgraded
+# sql/migrations/NNN_name.sql takes a store from version NNN - 1 to NNN; applied in order
+MIGRATIONS: dict[int, str] = {
+    int(f.name[:3]): f.read_text()
+    for f in sorted(resources.files("sgi.skills").joinpath("sql", "migrations").iterdir(), key=lambda f: f.name)
+    if f.name.endswith(".sql")
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def upgrade_sql(found: int | None) -> str:
+    """The SQL that makes a new store (found None) or brings one at version `found` to
+    SCHEMA_VERSION: base.sql, every migration after `found`, then the views (recreated)."""
+    later = [MIGRATIONS[v] for v in sorted(MIGRATIONS) if v > (found or BASE_VERSION)]
+    version = f"INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
+    return "\n".join([_sql("base.sql"), *later, _sql("views.sql"), version])
+
+
+def stand_in_sql(found: int) -> str | None:
+    """For reading a store at an older version without writing it: what later versions added,
+    as empty temporary tables, and the views over them; None where a later version changed
+    an existing table (that store must be opened for writing once, to upgrade it)."""
+    later = [MIGRATIONS[v] for v in sorted(MIGRATIONS) if v > found]
+    if found < BASE_VERSION or not all(map(_additive, later)):
+        return None
+    tables = [sql.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE IF NOT EXISTS") for sql in later]
+    return "\n".join([*tables, _sql("views.sql").replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW")])
+
+
+def _additive(sql: str) -> bool:
+    """Whether a migration only creates tables."""
+    statements = [s.strip() for s in re.sub(r"--[^\n]*", "", sql).split(";") if s.strip()]
+    return all(s.startswith("CREATE TABLE IF NOT EXISTS") for s in statements)
+
+
+def schema_version(db: duckdb.DuckDBPyConnection, catalog: str | None = None) -> int | None:
+    """The schema version of the store `db` has open (or attached as `catalog`); None for an empty one."""
+    where = f"table_catalog = '{catalog}' AND " if catalog else ""
+    tables = {t for (t,) in db.execute(
+        f"SELECT table_name FROM information_schema.tables WHERE {where}table_schema = 'main'").fetchall()}
+    if "meta" not in tables:
+        return None
+    meta = f'"{catalog}".meta' if catalog else "meta"
+    row = db.execute(f"SELECT value FROM {meta} WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else None
+
+
 def named_queries(package: str, filename: str) -> dict[str, str]:
     """The queries of a packaged SQL file, each started by a `-- name: X` line."""
     text = resources.files(package).joinpath(filename).read_text()

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sgi.orchestrator.config import ConfigError, load_config
-from sgi.orchestrator.store import ADDED_SINCE, SCHEMA_VERSION, Store
+from sgi.orchestrator.store import Store
 from sgi.skills.interfaces import TeacherOutputError
 from sgi.skills.llm_teacher import ChatReply, LLMTeacher, load_templates
 from sgi.skills.records import Case, Item, Skill
+from sgi.skills.runs import MIGRATIONS, SCHEMA_VERSION, StoreError
 from sgi.workers.llm_client import ChatClient
 
 def test_every_shipped_template_renders_with_its_declared_inputs():
@@ -122,18 +125,39 @@ def test_teacher_calls_are_cached_in_the_store_and_charged_to_the_running_stage(
 
 @pytest.mark.parametrize("version", [3, 4, 5])
 def test_an_older_store_is_readable_as_it_is_and_upgrades_in_place(tmp_path, version):
+    """A store made at `version` (the tables of later migrations and the views that read them
+    dropped) opens read-only as it is, and a write open upgrades it through the migrations."""
     path = tmp_path / "sgi.duckdb"
     store = Store(path)
-    store.db.execute("DROP VIEW compose_summary")
-    for table in ADDED_SINCE[version]:
-        if table != "compose_summary":
+    for view in ("compose_summary", "round_summary", "skill_evals", "profiles"):
+        store.db.execute(f"DROP VIEW {view}")
+    for later in (v for v in MIGRATIONS if v > version):
+        for table in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", MIGRATIONS[later]):
             store.db.execute(f"DROP TABLE {table}")
     store.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
     store.close()
     old = Store(path, read_only=True)  # `sgi status` on an old run: readable as it is
     assert old.teacher_usage() == [] and old.ledger() == [] and old.compose_summary() == []
+    assert old.round_summary() == [] and old.profile(0) == []
     old.close()
     store = Store(path)  # a write open upgrades it in place
     assert store.teacher_cached(["x"]) == {} and store.compose_summary() == []
     assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    store.close()
+
+
+def test_a_version_2_store_has_its_events_keyed_by_text_when_upgraded(tmp_path):
+    """Migration 003 changes a table (events), so a v2 store cannot be read without a write open."""
+    path = tmp_path / "sgi.duckdb"
+    store = Store(path)
+    store.db.execute("DROP TABLE events")
+    store.db.execute("CREATE TABLE events (ts TIMESTAMP, round INTEGER, stage VARCHAR, message VARCHAR)")
+    store.db.execute("INSERT INTO events VALUES (now(), 0, 'label', 'a'), (now(), 0, 'label', 'a'), "
+                     "(now(), 0, 'label', 'b')")
+    store.db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    store.close()
+    with pytest.raises(StoreError, match="store schema version 2, this sgi reads version"):
+        Store(path, read_only=True)
+    store = Store(path)
+    assert sorted(m for (m,) in store.db.execute("SELECT message FROM events").fetchall()) == ["a", "b"]
     store.close()

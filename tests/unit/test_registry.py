@@ -9,9 +9,9 @@ import pytest
 
 from sgi.orchestrator import registry
 from sgi.orchestrator.rundir import parse_stage
-from sgi.skills.runs import SETUP_ROUND
+from sgi.skills.runs import MIGRATIONS, SETUP_ROUND
 
-SCHEMA = resources.files("sgi.orchestrator").joinpath("schema.sql").read_text()
+SCHEMA = "\n".join([resources.files("sgi.skills").joinpath("sql", "base.sql").read_text(), *MIGRATIONS.values()])
 # written by the runner itself (ledger, events), kept across redos on purpose (teacher_calls: a cache;
 # solutions: System 2's answers do not depend on the student), or the run's own record (meta, runs)
 NOT_RESET = {"meta", "runs", "ledger", "events", "teacher_calls"}
