@@ -280,6 +280,10 @@ class Session:
                              f"(finish it with `sgi resume {self.cfg.run_dir}`)")
         return Path(path)
 
+    def system2_round(self, r: int) -> int:
+        """Where System 2's answers are stored: per round only when they depend on the student."""
+        return r if self.cfg.compose.system2 == "self-consistency" else SETUP_ROUND
+
     def student_and_answers(self, model_path: Path) -> tuple[Any, AnswerCache | None]:
         """The student pool for `model_path`, and for the cached warm-up student the cache of its
         greedy answers that every run starting from it shares (a round's student belongs to
