@@ -9,7 +9,7 @@ transaction per batch), so a killed run loses at most one batch. This runs the r
 in two modes, interleaved A B A B so both see the same machine:
 
   (a) per-batch: `answer_probe` as sgi runs it, `add_attempts` after every batch;
-  (b) one write: the same `stages._answer` loop collecting the batches, one `add_attempts`
+  (b) one write: the same `answering.answer_items` loop collecting the batches, one `add_attempts`
       at the end.
 
 Each pass gets a fresh store file on disk (not tmpfs: commits pay their fsync). Prints
@@ -35,7 +35,7 @@ from sgi.orchestrator import stages
 from sgi.orchestrator.build import student_args
 from sgi.orchestrator.config import load_config
 from sgi.orchestrator.progress import Reporter
-from sgi.orchestrator.stages import Context
+from sgi.orchestrator.stages import Context, answering
 from sgi.orchestrator.store import Store
 from sgi.skills.tasks.gym import DEFAULT_PRESET, PRESETS, GymTask
 from sgi.workers.models import resolve_student
@@ -84,7 +84,7 @@ def one_pass(mode: str, cfg, task, items, student, folder: Path) -> tuple[float,
         stages.answer_probe(ctx, ROUND, student)  # exactly what sgi runs
     else:
         collected: list = []
-        stages._answer(ctx, "answers", store.items("probe"), set(), student, 0, collected.extend)
+        answering.answer_items(ctx, "answers", store.items("probe"), set(), student, 0, collected.extend)
         store.add_attempts(ROUND, collected)
     seconds = time.perf_counter() - start
     rows = store.attempts(ROUND)

@@ -1,0 +1,41 @@
+"""Training: the warm-up's examples and cache folder, and a round's fine-tune."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sgi.orchestrator import build
+from sgi.orchestrator.stages.context import Context
+
+
+def warmup_examples(ctx: Context) -> list[tuple[str, str]]:
+    """Uniform sample of the pool, budget = steps x batch size, fixed by the seed."""
+    w = ctx.cfg.warmup
+    pool = ctx.store.items("pool")
+    rng = random.Random(ctx.cfg.seed)
+    chosen = [rng.choice(pool) for _ in range(w.steps * w.batch_size)]
+    return [(item.question, item.answer) for item in chosen]
+
+
+def warmup_dir(base_model: Path, examples: list[tuple[str, str]], args: dict[str, Any], cache: Path) -> Path:
+    """Cache folder of a warm-up, keyed by everything that changes its weights."""
+    key = json.dumps({"model": str(base_model), "examples": examples, "args": args}, sort_keys=True)
+    return cache / "warmup" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def train(ctx: Context, round_: int, base: Path, out: Path, fit: Callable[..., dict[str, Any]]) -> str:
+    """Fine-tune from the current checkpoint on the round's training set (LoRA by default),
+    through `fit` (Engines.fit, the warm-up's path too).
+
+    The trainer saves its state every `train.state_every` steps and continues from it, so
+    a killed or stopped run resumes mid-training and ends with the same weights.
+    """
+    examples = [(row.question, row.answer) for row in ctx.store.train_set(round_)]
+    metrics = fit(f"round {round_}: training steps", base, examples, out, build.train_args(ctx.cfg))
+    ctx.store.add_checkpoint(round_, str(out / "merged"), str(base), metrics)
+    return f"{metrics['steps']} steps on {len(examples)} examples, final loss {metrics['final_loss']:.3f}"
