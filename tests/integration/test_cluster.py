@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import duckdb
 import pytest
 
 from support.ray_cluster import LocalCluster
-from support.runs import TABLES, TINY_RUN, snapshot
+from support.runs import SGI, TABLES, TINY_RUN, snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +40,7 @@ def cluster():
 
 
 def sgi(cluster: LocalCluster, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sgi.orchestrator", *args, "--address", cluster.address],
+    return subprocess.run([*SGI, *args, "--address", cluster.address],
                           env=cluster.env, capture_output=True, text=True, timeout=timeout)
 
 

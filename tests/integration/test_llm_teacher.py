@@ -12,6 +12,7 @@ import json
 import os
 
 import pytest
+from support.runs import SGI, as_sets
 from support.vllm_server import SERVED_NAME, FaultProxy, VLLMServer, require_vllm
 
 from sgi.orchestrator import build, stages
@@ -191,13 +192,12 @@ def test_a_schema_refusal_under_structured_json_schema_stops_the_run_and_says_wh
     """structured json_schema demands guided decoding: a refusal ends `sgi profile` (on Ray: the
     teacher's actor raises it) with one line naming the setting, before anything is labelled."""
     import subprocess
-    import sys
 
     with FaultProxy(vllm_url.removesuffix("/v1"), [None], refuse_schema=True) as proxy:
         sets = [*ITEMS_CONFIG, *FEW_ITEMS, f"runs_dir={tmp_path / 'runs'}", "warmup.enabled=false", "ray.num_cpus=2",
                 "teacher.kind=llm", f"teacher.llm.base_url={proxy.base_url}", f"teacher.llm.model={SERVED_NAME}",
                 "teacher.llm.structured=json_schema"]
-        cmd = [sys.executable, "-m", "sgi.orchestrator", "profile", *[a for s in sets for a in ("--set", s)]]
+        cmd = [*SGI, "profile", *as_sets(sets)]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2, result.stderr[-3000:]
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -215,18 +215,17 @@ def test_sgi_profile_with_the_llm_teacher_on_ray_keeps_the_key_secret(tmp_path, 
     """The CLI, on Ray: the teacher actor records its calls through the store actor, per stage."""
     import os
     import subprocess
-    import sys
 
     secret = "sk-sgi-test-3f9a1c-do-not-log"
     sets = [*ITEMS_CONFIG, "name=llm", f"runs_dir={tmp_path / 'runs'}", "warmup.enabled=false", "ray.num_cpus=2",
             "teacher.kind=llm", f"teacher.llm.base_url={vllm_url}", f"teacher.llm.model={SERVED_NAME}",
             "teacher.llm.discovery_sample=8", "teacher.llm.max_skills=4", "teacher.llm.api_key_env=SGI_TEST_TEACHER_KEY"]
     env = {**os.environ, "SGI_TEST_TEACHER_KEY": secret}
-    cmd = [sys.executable, "-m", "sgi.orchestrator", "profile", *[a for s in sets for a in ("--set", s)]]
+    cmd = [*SGI, "profile", *as_sets(sets)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "runs" / "llm"
-    status = subprocess.run([sys.executable, "-m", "sgi.orchestrator", "status", str(run_dir)],
+    status = subprocess.run([*SGI, "status", str(run_dir)],
                             capture_output=True, text=True, env=env, timeout=300)
     assert status.returncode == 0 and "LLM teacher usage" in status.stdout
 

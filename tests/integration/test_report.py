@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -69,7 +68,7 @@ class Server:
     def __init__(self, run_dir: Path, *extra: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "sgi.orchestrator", "report", "serve", str(run_dir),
+        self.proc = subprocess.Popen([*SGI, "report", "serve", str(run_dir),
                                       "--port", str(self.port), *extra],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
@@ -225,7 +224,7 @@ def test_model_text_is_shown_as_text_and_runs_nothing(runs, tmp_path):
 def test_the_static_report_opens_from_disk_with_no_request_leaving_the_machine(runs, tmp_path):
     tmp, _, _ = runs
     out = tmp_path / "site"
-    result = subprocess.run([sys.executable, "-m", "sgi.orchestrator", "report", str(tmp / "runs" / "sel"),
+    result = subprocess.run([*SGI, "report", str(tmp / "runs" / "sel"),
                              "--compare", str(tmp / "runs" / "uniform"), "--out", str(out)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -252,10 +251,10 @@ def test_the_static_report_opens_from_disk_with_no_request_leaving_the_machine(r
 
 
 def test_serve_binds_loopback_and_refuses_what_is_not_a_run(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "sgi.orchestrator", "report", "serve", str(tmp_path)],
+    result = subprocess.run([*SGI, "report", "serve", str(tmp_path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "no run store here" in result.stderr
     assert "Traceback" not in result.stderr
-    help_text = subprocess.run([sys.executable, "-m", "sgi.orchestrator", "report", "--help"],
+    help_text = subprocess.run([*SGI, "report", "--help"],
                                capture_output=True, text=True, timeout=120).stdout
     assert "127.0.0.1" in help_text

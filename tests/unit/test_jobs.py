@@ -5,14 +5,13 @@ the job's environment; and a local run asking for GPUs this machine lacks fails 
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from support.ports import free_port
+from support.runs import SGI
 
-SGI = [sys.executable, "-m", "sgi.orchestrator"]
 
 
 def sgi(*args: str, cwd=None) -> subprocess.CompletedProcess:

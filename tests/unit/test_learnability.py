@@ -140,3 +140,30 @@ def test_a_redone_select_stage_rebuilds_the_same_training_set(store, tmp_path):
     assert any("learnability weights: A 0.67, C 0.33" in m for *_, m in store.db.execute(
         "SELECT round, stage, message FROM events").fetchall())
     assert math.isclose(sum(1 for row in first if row[3] == "A") / 12, 8 / 12)  # A 0.673 of 12 -> 8
+
+
+def test_every_configured_strategy_has_a_selection():
+    from typing import get_args
+
+    from sgi.orchestrator.config import LoopConfig
+    from sgi.orchestrator.stages.select import STRATEGIES
+
+    assert set(get_args(LoopConfig.model_fields["strategy"].annotation)) | {"learnability"} == set(STRATEGIES)
+
+
+# each pool strategy's own reasons: the paper's STAT-Sel takes k items per (difficult item,
+# missing skill) pair, then fills; Skill-It mixes skills by its weights; uniform ignores skills
+REASONS = {"uniform": {"uniform"}, "stat-sel": {"pair", "fill"}, "skill-it": {"mixture"}}
+
+
+@pytest.mark.parametrize("strategy", sorted(REASONS))
+def test_pool_strategies_fill_the_budget_under_their_own_name(store, tmp_path, strategy):
+    cfg = load_config(overrides=[f"loop.strategy={strategy}", "loop.weighting=paper", "train.steps=4",
+                                 "train.batch_size=4", f"runs_dir={tmp_path}"])
+    ctx = stages.Context(cfg=cfg, task=None, store=store, teacher=None, reporter=Reporter(quiet=True))
+    detail = stages.build_train_set(ctx, 1)
+    chosen = store.train_set(1)
+    assert len(chosen) == 16 and detail.startswith(f"{strategy}: 16 examples")
+    assert store.db.execute("SELECT DISTINCT strategy FROM train_sets WHERE round = 1").fetchall() == [(strategy,)]
+    reasons = {row.reason for row in chosen}
+    assert reasons <= REASONS[strategy] and reasons & (REASONS[strategy] - {"fill"})

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+from support.runs import SGI
 
 from sgi.orchestrator import rundir
 from sgi.orchestrator.config import RunConfig, dump_config, load_config
@@ -116,7 +117,7 @@ def test_the_default_config_round_trips_through_its_stored_yaml():
 
 
 def test_status_of_a_busy_run_reads_its_snapshot_and_names_the_holder(holder, tmp_path):
-    status = [sys.executable, "-m", "sgi.orchestrator", "status", str(tmp_path / "run")]
+    status = [*SGI, "status", str(tmp_path / "run")]
     done = subprocess.run(status, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2  # a DuckDB lock error would say nothing of who holds it
     assert f"is in use by pid {holder.pid}" in done.stderr and "has not published a snapshot yet" in done.stderr
