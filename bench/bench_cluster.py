@@ -100,7 +100,7 @@ def trainer(steps: int) -> None:
     from sgi.orchestrator import build
     from sgi.skills.tasks.gym import GymTask
     from sgi.workers import actors
-    from sgi.workers.models import resolve_student
+    from sgi.workers.models import resolve_model
     from sgi.workers.train_host import TrainerHost
 
     cfg = load_config(None, [])
@@ -116,7 +116,7 @@ def trainer(steps: int) -> None:
                                        ("2 DDP workers x 1 thread", {"workers": 2, "worker_cpus": 1}, 0)):
             host = actors.spawn(TrainerHost, host_args, use_ray=True, role="trainer", num_cpus=cpus, max_concurrency=4)
             began = time.perf_counter()
-            m = host.train(resolve_student(), examples, Path(tmp) / label.replace(" ", "-"), **args)
+            m = host.train(resolve_model(), examples, Path(tmp) / label.replace(" ", "-"), **args)
             seconds = time.perf_counter() - began
             actors.stop(host)
             table.add_row(label, f"{seconds:.1f}", f"{m['s_per_step']:.2f}", f"{m['final_loss']:.3f}")

@@ -17,7 +17,7 @@ import time
 
 from sgi.orchestrator.config import StudentConfig
 from sgi.workers.collab import TokenCollaboration
-from sgi.workers.models import resolve_student
+from sgi.workers.models import resolve_model
 from sgi.workers.student import TransformersStudent
 
 
@@ -35,7 +35,7 @@ def main() -> None:
     ids = [f"q{i}" for i in range(args.items)]
     common = {"system_prompt": StudentConfig().system_prompt,
               "batch_size": 16, "max_new_tokens": 16, "dtype": args.dtype}
-    student_path, larger_path = resolve_student(args.student), resolve_student(args.larger)
+    student_path, larger_path = resolve_model(args.student), resolve_model(args.larger)
 
     alone = {}
     for name, path in (("student", student_path), ("larger", larger_path)):

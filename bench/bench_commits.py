@@ -38,7 +38,7 @@ from sgi.orchestrator.progress import Reporter
 from sgi.orchestrator.stages import Context, answering
 from sgi.orchestrator.store import Store
 from sgi.skills.tasks.gym import DEFAULT_PRESET, PRESETS, GymTask
-from sgi.workers.models import resolve_student
+from sgi.workers.models import resolve_model
 from sgi.workers.student import TransformersStudent
 
 ROUND = 0
@@ -103,7 +103,7 @@ def main() -> None:
 
     cfg = load_config(overrides=[f"student.batch_size={args.batch_size}", f"student.max_new_tokens={args.max_new_tokens}"])
     task, items = probe_items(args.items)
-    student = TransformersStudent(**student_args(cfg, str(resolve_student(cfg.student.model))))
+    student = TransformersStudent(**student_args(cfg, str(resolve_model(cfg.student.model))))
     student.generate(["warm-up"], ["Hello"])  # first call pays one-off kernel set-up
 
     modes = ("per-batch", "one write")

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from sgi.orchestrator.config import StudentConfig
 from sgi.skills.tasks.gym import GymTask
-from sgi.workers.models import resolve_student
+from sgi.workers.models import resolve_model
 from sgi.workers.student import TransformersStudent
 
 
@@ -40,7 +40,7 @@ def main() -> None:
     by_family = {f: [i for i in test if i.family == f] for f in families}
     items = [by_family[families[k % len(families)]][k // len(families)] for k in range(args.items)]
     items.sort(key=lambda i: i.item_id)  # the evaluate stage's order: by id, so families come in runs
-    student = TransformersStudent(resolve_student(args.model), StudentConfig().system_prompt, dtype=args.dtype,
+    student = TransformersStudent(resolve_model(args.model), StudentConfig().system_prompt, dtype=args.dtype,
                                   max_new_tokens=args.max_new_tokens, threads=args.threads)
     student.generate(["warm-up"], ["Hello"])  # first call pays one-off kernel set-up
 

@@ -135,9 +135,9 @@ def _measure(console, cfg: RunConfig, args, key: str, by_split, results: dict) -
     """The warm-up (cached), then every (family, N) not kept yet, each kept as it finishes."""
     import torch
 
-    from sgi.workers.models import cache_root, resolve_student
+    from sgi.workers.models import cache_root, resolve_model
     from sgi.workers.student import TransformersStudent
-    from sgi.workers.trainer import train_lora
+    from sgi.workers.trainer import fine_tune
 
     torch.set_num_threads(build.torch_threads(cfg))
     task = GymTask()
@@ -150,7 +150,7 @@ def _measure(console, cfg: RunConfig, args, key: str, by_split, results: dict) -
     warm = work / "warmup"
     if not (warm / "merged").is_dir():
         console.print(f"format warm-up: {warm_steps} steps on {len(warm_mix)} examples of {len(args.families)} families")
-        train_lora(resolve_student(cfg.student.model), [(i.question, i.answer) for i in warm_mix], warm,
+        fine_tune(resolve_model(cfg.student.model), [(i.question, i.answer) for i in warm_mix], warm,
                    **{**train, "steps": warm_steps})
 
     def accuracy(model_dir: Path, family: str) -> tuple[float, list[str]]:
@@ -170,7 +170,7 @@ def _measure(console, cfg: RunConfig, args, key: str, by_split, results: dict) -
             else:
                 examples = training_examples(by_split[(family, "pool")], n)
                 out = work / f"{family}-n{n}"
-                metrics = train_lora(warm / "merged", examples, out, **{**train, "steps": max(1, n // batch)})
+                metrics = fine_tune(warm / "merged", examples, out, **{**train, "steps": max(1, n // batch)})
                 model, steps, seconds = out / "merged", metrics["steps"], metrics["seconds"]
             acc, sample = accuracy(model, family)
             results[(family, n)] = keep(_path(family, n, args.seed), {

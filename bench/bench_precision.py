@@ -7,7 +7,7 @@ Why: bf16 is fast only where the CPU does it in hardware (AVX-512 BF16 / AMX); e
 torch emulates it. sgi picks the precision with `workers.models.native_bf16()` (student
 dtype 'auto', train.bf16 None); this bench shows what that choice is worth here. Each
 precision trains the same seeded LoRA on the same batch (8 gym pool items, answer-only
-loss, via `train_lora`'s own encoding and collator) and generates 16 tokens for the same
+loss, via `fine_tune`'s own encoding and collator) and generates 16 tokens for the same
 16 prompts. Precisions alternate per repeat so machine noise falls on both.
 """
 
@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sgi.orchestrator.config import StudentConfig
-from sgi.workers.models import native_bf16, resolve_student
+from sgi.workers.models import native_bf16, resolve_model
 from sgi.workers.student import TransformersStudent
 from sgi.workers.trainer import LORA_TARGETS, _answer_loss, _collate, _encode
 
@@ -45,7 +45,7 @@ def main() -> None:
     from sgi.skills.tasks.gym import PRESETS, GymTask
     from transformers import AutoTokenizer
 
-    path = resolve_student()
+    path = resolve_model()
     tok = AutoTokenizer.from_pretrained(path)
     preset = PRESETS[args.preset]
     items = GymTask(families=preset.families, general=preset.general, seed=0).load_items()
@@ -93,7 +93,7 @@ def _train_step(path, batch, *, bf16: bool) -> float:
     start = time.perf_counter()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        loss = _answer_loss(model(**inputs, use_cache=False), batch["labels"])  # as train_lora computes it
+        loss = _answer_loss(model(**inputs, use_cache=False), batch["labels"])  # as fine_tune computes it
     loss.backward()
     optim.step()
     return time.perf_counter() - start

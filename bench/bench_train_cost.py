@@ -9,7 +9,7 @@ command:
 
 1. tokens per example of the embedded default's pool: chat template + system prompt,
    question, answer (+ EOS), for the old and the new system prompt;
-2. seconds per LoRA step and training tokens/s of `train_lora` (the stages' own call) for
+2. seconds per LoRA step and training tokens/s of `fine_tune` (the stages' own call) for
    the old setting and each saving added in turn: the short system prompt, projecting only
    the answer positions onto the vocabulary (`workers/trainer.py: _answer_loss`), length-
    grouped batches; against the machine's arithmetic limit (a large matmul on the same
@@ -40,7 +40,7 @@ from rich.table import Table
 
 from sgi.skills.tasks.gym import GymTask
 from sgi.workers import trainer
-from sgi.workers.models import native_bf16, resolve_student
+from sgi.workers.models import native_bf16, resolve_model
 from sgi.workers.student import TransformersStudent, render_chat
 
 OLD_PROMPT = "You are a careful math student. Reply with only the final answer."
@@ -108,7 +108,7 @@ def flops_per_step(model_path: Path, metrics: dict, head_positions: float, full:
 
 
 def train(path: Path, examples, out: Path, **args) -> dict:
-    return trainer.train_lora(path, examples, out, batch_size=BATCH, seed=0, **args)
+    return trainer.fine_tune(path, examples, out, batch_size=BATCH, seed=0, **args)
 
 
 def evaluate(model_dir: Path, prompt: str, items, bf16: bool) -> float:
@@ -144,7 +144,7 @@ def main() -> None:
     new_prompt = args.prompt or StudentConfig().system_prompt
     bf16 = native_bf16() and not args.fp32
     console = Console(width=170)
-    path = resolve_student()
+    path = resolve_model()
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path)

@@ -6,11 +6,11 @@
 
 Every variant trains the same LoRA (r=16, alpha 32, q/k/v/o/gate/up/down, seeded init) of
 SmolLM2-135M-Instruct on the same pool items of the embedded gym task, in the same batches
-(batch 8, the order `train_lora` draws), with the same text (`render_chat` + answer + EOS),
+(batch 8, the order `fine_tune` draws), with the same text (`render_chat` + answer + EOS),
 loss on the answer tokens only, bf16 autocast on CPU, AdamW + the same warm-up/cosine
 schedule, gradient clipping at 1.0, torch on --threads threads:
 
-  ours     `workers.trainer.train_lora` called directly (state_every=0): a hand-written
+  ours     `workers.trainer.fine_tune` called directly (state_every=0): a hand-written
            PyTorch loop when docs/benchmarks.md's table was measured (commit 52afb01),
            transformers' Trainer with our batch order and hooks since;
   trainer  `transformers.Trainer` with a collator producing the same input_ids/labels,
@@ -53,9 +53,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from sgi.workers.models import resolve_student
+from sgi.workers.models import resolve_model
 from sgi.workers.student import render_chat
-from sgi.workers.trainer import IGNORE, LORA_TARGETS, _batch_at, _collate, _encode, train_lora
+from sgi.workers.trainer import IGNORE, LORA_TARGETS, _batch_at, _collate, _encode, fine_tune
 
 SYSTEM = "You are a careful math student. Reply with only the final answer."  # the config's default when measured
 LR, LORA_R, LORA_ALPHA, SEED = 5e-4, 16, 32, 0
@@ -79,7 +79,7 @@ class Run:
     def cpu_per_step(self, warmup: int) -> float:
         return statistics.mean(self.cpus[warmup:])
 
-    def final_loss(self) -> float:  # as train_lora's metrics: mean of the last few steps
+    def final_loss(self) -> float:  # as fine_tune's metrics: mean of the last few steps
         n = len(self.losses)
         tail = self.losses[-max(1, min(5, n // 4)) :]
         return sum(tail) / len(tail)
@@ -108,7 +108,7 @@ def main() -> None:
     start = time.perf_counter()
     _quiet()
     torch.set_num_threads(args.threads)
-    model_path = resolve_student(args.model)
+    model_path = resolve_model(args.model)
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_path)
@@ -236,7 +236,7 @@ def _why(e: Exception) -> str:
 
 
 def _context(tok, *, model_path, examples, steps, batch_size, max_len, **_) -> dict:
-    # The order train_lora draws the examples in: step s takes _batch_at(n, bs, seed, s). The
+    # The order fine_tune draws the examples in: step s takes _batch_at(n, bs, seed, s). The
     # library variants get them in exactly this order, with a sequential sampler.
     n = len(examples)
     ordered = [examples[i] for s in range(1, steps + 1) for i in _batch_at(n, batch_size, SEED, s)]
@@ -275,7 +275,7 @@ def _print_table(console: Console, args, runs: dict[str, list[Run]], failed: dic
     console.print(table)
     console.print("s/step: wall clock, mean over the timed steps; median step s: over all timed steps of all repeats; "
                   "CPU s/step: process CPU time of all its threads; set-up + step 1: model load, trainer/dataset set-up "
-                  "and the first step; final loss: mean of the last max(1, min(5, steps // 4)) steps, as train_lora "
+                  "and the first step; final loss: mean of the last max(1, min(5, steps // 4)) steps, as fine_tune "
                   "reports it (one value per distinct repeat).")
     for v, rs in runs.items():
         if v in failed:
@@ -294,14 +294,14 @@ def _print_table(console: Console, args, runs: dict[str, list[Run]], failed: dic
 
 def run_ours(ctx: dict, tick: Callable[[], None]) -> tuple[list[float], str]:
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as d:
-        m = train_lora(
+        m = fine_tune(
             ctx["model_path"], ctx["examples"], Path(d) / "out", system_prompt=SYSTEM, steps=ctx["steps"],
             batch_size=ctx["batch_size"], lr=LR, lora_r=LORA_R, lora_alpha=LORA_ALPHA, seed=SEED,
             max_len=ctx["max_len"], bf16=True, state_every=0, progress=lambda s, n, loss: tick(),
         )
     if m["skipped"]:
-        raise RuntimeError(f"train_lora skipped {m['skipped']} examples; the variants would not match")
-    return m["losses"], "train_lora, state_every=0 (its end-of-run save of adapter + merged model is untimed)"
+        raise RuntimeError(f"fine_tune skipped {m['skipped']} examples; the variants would not match")
+    return m["losses"], "fine_tune, state_every=0 (its end-of-run save of adapter + merged model is untimed)"
 
 
 def _full_logits(batch: dict) -> dict:
@@ -364,13 +364,13 @@ RUNNERS: dict[str, Callable[[dict, Callable[[], None]], tuple[list[float], str]]
 
 
 def _peft_model(model_path):
-    """The same seeded LoRA init as train_lora: manual_seed, load fp32, get_peft_model."""
+    """The same seeded LoRA init as fine_tune: manual_seed, load fp32, get_peft_model."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(SEED)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    model.config.use_cache = False  # train_lora passes use_cache=False to every forward
+    model.config.use_cache = False  # fine_tune passes use_cache=False to every forward
     lora = LoraConfig(r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=0.0, target_modules=LORA_TARGETS,
                       task_type="CAUSAL_LM")
     with warnings.catch_warnings():
@@ -379,7 +379,7 @@ def _peft_model(model_path):
 
 
 def _optim(model, steps):
-    """train_lora's optimizer and schedule (AdamW, wd 0; linear warm-up, cosine to 10%), built the same way."""
+    """fine_tune's optimizer and schedule (AdamW, wd 0; linear warm-up, cosine to 10%), built the same way."""
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=LR, weight_decay=0.0)
     warmup = max(1, steps // 10)
@@ -464,7 +464,7 @@ def _resume_ours(console, ctx, steps, cut):
     args = dict(system_prompt=SYSTEM, steps=steps, batch_size=ctx["batch_size"], lr=LR, lora_r=LORA_R,
                 lora_alpha=LORA_ALPHA, seed=SEED, max_len=ctx["max_len"])
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as d:
-        whole = train_lora(ctx["model_path"], ctx["examples"], Path(d) / "whole", **args)
+        whole = fine_tune(ctx["model_path"], ctx["examples"], Path(d) / "whole", **args)
 
         def cut_at(step, n, loss):
             if step == cut:
@@ -472,18 +472,18 @@ def _resume_ours(console, ctx, steps, cut):
 
         out = Path(d) / "cut"
         try:
-            train_lora(ctx["model_path"], ctx["examples"], out, state_every=cut, progress=cut_at, **args)
+            fine_tune(ctx["model_path"], ctx["examples"], out, state_every=cut, progress=cut_at, **args)
         except _Cut:
             pass
         seen: list[int] = []
         torch.manual_seed(123)  # whatever the process did meanwhile
-        resumed = train_lora(ctx["model_path"], ctx["examples"], out, state_every=cut, resume=True,
+        resumed = fine_tune(ctx["model_path"], ctx["examples"], out, state_every=cut, resume=True,
                              progress=lambda s, n, loss: seen.append(s), **args)
         w = "adapter/adapter_model.safetensors"
         a, b = load_file(Path(d) / "whole" / w), load_file(out / w)
         same_w = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    return [("ours", f"train_lora(state_every={cut}) stopped by an exception in step {cut}'s callback; "
-             "torch.manual_seed(123); train_lora(resume=True)", str(seen),
+    return [("ours", f"fine_tune(state_every={cut}) stopped by an exception in step {cut}'s callback; "
+             "torch.manual_seed(123); fine_tune(resume=True)", str(seen),
              _yes(resumed["losses"] == whole["losses"]), _yes(same_w))]
 
 

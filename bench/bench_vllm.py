@@ -130,12 +130,12 @@ def main() -> None:
 
     from support.vllm_server import vllm_python
 
-    from sgi.workers.models import resolve_student
+    from sgi.workers.models import resolve_model
 
     python = vllm_python()
     if python is None:
         sys.exit("no vLLM virtualenv: run `bash .ci/vllm-venv` first (or set SGI_VLLM_PYTHON)")
-    model = args.model or resolve_student("smollm2")
+    model = args.model or resolve_model("smollm2")
     if args.only in (None, "teacher"):
         bench_teacher(python, model, args.items, args.levels)
     if args.only in (None, "student"):

@@ -83,13 +83,13 @@ def torch_threads(cfg: RunConfig) -> int:
 
 
 def warmup_args(cfg: RunConfig) -> dict[str, Any]:
-    """Hyper-parameters of `workers.trainer.train_lora` for the warm-up SFT (its cache key too)."""
+    """Hyper-parameters of `workers.trainer.fine_tune` for the warm-up SFT (its cache key too)."""
     w = cfg.warmup
     return _trainer_args(cfg, w.steps, w.batch_size, w.lr, w.lora_r)
 
 
 def train_args(cfg: RunConfig) -> dict[str, Any]:
-    """Hyper-parameters of `workers.trainer.train_lora` for a round's fine-tune."""
+    """Hyper-parameters of `workers.trainer.fine_tune` for a round's fine-tune."""
     t = cfg.train
     return {**_trainer_args(cfg, t.steps, t.batch_size, t.lr, t.lora_r), "full_finetune": t.full_finetune}
 

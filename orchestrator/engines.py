@@ -114,11 +114,11 @@ class Engines:
             return solvers.SelfConsistencySolver(self._reasoner, task.extract, c.self_consistency.n,
                                                  c.self_consistency.temperature, self.cfg.student.batch_size)
         if self._writer is None:
-            from sgi.workers.models import resolve_student
+            from sgi.workers.models import resolve_model
             from sgi.workers.student import TransformersStudent
 
             shots = solvers.load_program_shots(c.program.shots)
-            writer = resolve_student(c.program.model) if c.program.model else self.base_model
+            writer = resolve_model(c.program.model) if c.program.model else self.base_model
             args = {**build.student_args(self.cfg, str(writer)), "max_new_tokens": c.program.max_new_tokens,
                     "system_prompt": shots.system, "shots": shots.shots}
             self._writer = self.spawn("program-writer", TransformersStudent, args)  # no CPU reserved, as above
@@ -131,9 +131,9 @@ class Engines:
         from transformers import AutoTokenizer
 
         from sgi.workers.collab import require_shared_tokenizer
-        from sgi.workers.models import resolve_student
+        from sgi.workers.models import resolve_model
 
-        path = resolve_student(self.cfg.compose.token.model, role="compose.token.model")
+        path = resolve_model(self.cfg.compose.token.model, role="compose.token.model")
         try:
             require_shared_tokenizer(AutoTokenizer.from_pretrained(self.base_model), AutoTokenizer.from_pretrained(path),
                                      path)

@@ -136,9 +136,9 @@ class Session:
         if self.lock.previous:
             self.reporter.warn(f"{cfg.run_dir} was left locked by pid {self.lock.previous.get('pid')} "
                                f"({self.lock.previous.get('command')}), which is gone; taking over")
-        from sgi.workers.models import resolve_student
+        from sgi.workers.models import resolve_model
 
-        self.base_model = resolve_student(cfg.student.model)  # a wrong model path fails before any work
+        self.base_model = resolve_model(cfg.student.model)  # a wrong model path fails before any work
         self.engines = Engines(cfg, self.reporter, self.base_model)
         if cfg.student.engine == "vllm":
             _require_vllm("student.engine")

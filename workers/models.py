@@ -55,8 +55,10 @@ def resolve_dtype(dtype: str) -> str:
     return dtype
 
 
-def resolve_student(model: str = DEFAULT_STUDENT, cache_dir: Path | None = None, role: str = "student model") -> Path:
-    """A folder `AutoModelForCausalLM.from_pretrained` can load for `model`.
+def resolve_model(model: str = DEFAULT_STUDENT, cache_dir: Path | None = None, role: str = "student model") -> Path:
+    """A folder `AutoModelForCausalLM.from_pretrained` can load for `model`: the student, a
+    local teacher, System 2's program writer or the token router's larger model (`role`
+    names which in the error).
 
     "smollm2" converts the shipped GGUF once (cached under `cache_dir` or `cache_root()`,
     keyed by the package version); any other string is a path to an HF model folder.

@@ -48,10 +48,10 @@ def _local_teacher(*, local_model: str, local_dtype: str, local_engine: str, thr
     """The llm teacher's prompts, retries and cache, answered by a model in this process: on
     vLLM (`auto` where it is importable) with guided decoding by each reply's schema, or on
     transformers without it, leaning on validation and re-asks."""
-    from sgi.workers.models import resolve_student
+    from sgi.workers.models import resolve_model
     from sgi.workers.vllm_student import vllm_available
 
-    path = resolve_student(local_model)
+    path = resolve_model(local_model)
     client = {**client, "base_url": "", "model": str(path)}
     if local_engine == "vllm" or (local_engine == "auto" and vllm_available()):
         from sgi.workers.local_chat import VLLMLocalSender

@@ -7,7 +7,7 @@ a graceful stop ends training after the current step, its state saved.
 With `workers > 1` the host trains data-parallel through Ray Train: a `TorchTrainer`
 starts that many workers (each `worker_cpus` CPUs and `worker_gpus` GPUs, on any node),
 joins them in a torch process group (gloo on CPUs, NCCL on GPUs), and every worker runs
-`train_lora` on its slice of each step's batch. Rank 0 reports its steps and its result
+`fine_tune` on its slice of each step's batch. Rank 0 reports its steps and its result
 back to this host, and asks it whether to stop; the answer is broadcast so every rank stops
 at the same step. A lost worker restarts the group, which continues from the last saved
 state (`train.state_every`).
@@ -39,9 +39,9 @@ class TrainerHost:
         self.stopping = False
         if self.workers > 1:
             return self._train_parallel(base, examples, out, args)
-        from sgi.workers.trainer import train_lora
+        from sgi.workers.trainer import fine_tune
 
-        return train_lora(base, examples, out, progress=self.report_step, should_stop=lambda: self.stopping, **args)
+        return fine_tune(base, examples, out, progress=self.report_step, should_stop=lambda: self.stopping, **args)
 
     def _train_parallel(self, base: Path, examples: list[tuple[str, str]], out: Path, args: dict) -> dict:
         import ray
@@ -84,14 +84,14 @@ class TrainerHost:
 
 
 def _worker_loop(config: dict) -> None:
-    """One data-parallel worker: `train_lora` on this rank's slice; rank 0 talks to the host."""
+    """One data-parallel worker: `fine_tune` on this rank's slice; rank 0 talks to the host."""
     import ray
     import ray.train
     import torch
     import torch.distributed as dist
     from ray.train.torch import get_device
 
-    from sgi.workers.trainer import train_lora
+    from sgi.workers.trainer import fine_tune
 
     host = config["host"]  # the EngineHost actor around the TrainerHost (`call` reaches its methods)
     rank0 = ray.train.get_context().get_world_rank() == 0
@@ -104,7 +104,7 @@ def _worker_loop(config: dict) -> None:
     def progress(step: int, total: int, loss: float) -> None:
         host.call.remote("report_step", step, total, loss)
 
-    result = train_lora(config["base"], config["examples"], config["out"], should_stop=should_stop,
+    result = fine_tune(config["base"], config["examples"], config["out"], should_stop=should_stop,
                         progress=progress if rank0 else None, **config["args"])
     if rank0:
         ray.get(host.call.remote("put_result", result))

@@ -1,7 +1,7 @@
 """SFT of the student (LoRA or full fine-tune) on transformers' `Trainer`, loss on the answer tokens only.
 
 Usage (from Python):
-    metrics = train_lora(model_dir, [("What is 3 + 4?", "7"), ...], out_dir,
+    metrics = fine_tune(model_dir, [("What is 3 + 4?", "7"), ...], out_dir,
                          system_prompt="Give only the final answer.", steps=60)
     TransformersStudent(out_dir / "merged", "Give only the final answer.")
 
@@ -57,7 +57,7 @@ MARKER = "sgi.json"  # written into a Trainer checkpoint once it is complete
 GROUP_BATCHES = 16  # length grouping sorts within runs of this many batches, so order stays random
 
 
-def train_lora(
+def fine_tune(
     model_path: str | Path,
     examples: Sequence[tuple[str, str]],
     out_dir: str | Path,

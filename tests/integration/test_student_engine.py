@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sgi.workers.models import resolve_student
+from sgi.workers.models import resolve_model
 
 PROMPTS = [
     "What is 3 + 4?",
@@ -19,15 +19,15 @@ IDS = ["a", "b", "c", "d"]
 
 
 @pytest.mark.slow
-def test_resolve_student_converts_once_and_caches(tmp_path):
-    path = resolve_student("smollm2", cache_dir=tmp_path)
+def test_resolve_model_converts_once_and_caches(tmp_path):
+    path = resolve_model("smollm2", cache_dir=tmp_path)
     assert path.parent == tmp_path / "models" and path.name.startswith("smollm2-")
     config = json.loads((path / "config.json").read_text())
     assert "quantization_config" not in config  # a plain folder, loadable without gguf
     assert (path / "tokenizer.json").is_file() and (path / "model.safetensors").is_file()
     assert [p.name for p in (tmp_path / "models").iterdir()] == [path.name]  # no temp leftovers
     start = time.perf_counter()
-    assert resolve_student("smollm2", cache_dir=tmp_path) == path
+    assert resolve_model("smollm2", cache_dir=tmp_path) == path
     assert time.perf_counter() - start < 1.0
 
 
@@ -35,7 +35,7 @@ def test_resolve_student_converts_once_and_caches(tmp_path):
 def fp32_student():
     from sgi.workers.student import TransformersStudent
 
-    return TransformersStudent(resolve_student(), "Give only the final answer.", dtype="float32", max_new_tokens=12)
+    return TransformersStudent(resolve_model(), "Give only the final answer.", dtype="float32", max_new_tokens=12)
 
 
 @pytest.mark.slow
@@ -72,6 +72,6 @@ def test_samples_are_indexed_and_reproducible(fp32_student):
 def test_bf16_default_answers_sanely():
     from sgi.workers.student import TransformersStudent
 
-    student = TransformersStudent(resolve_student(), None, max_new_tokens=8)
+    student = TransformersStudent(resolve_model(), None, max_new_tokens=8)
     (g,) = student.generate(["x"], ["What is the capital of France?"])
     assert "Paris" in g.text and 0 < g.min_prob <= g.mean_prob <= 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from support.training import SYSTEM, additions
 
-from sgi.workers.models import resolve_student
+from sgi.workers.models import resolve_model
 from sgi.workers.trainer import IGNORE
 
 
@@ -21,7 +21,7 @@ def test_encode_masks_the_prompt_and_ends_with_eos():
     from sgi.workers.student import render_chat
     from sgi.workers.trainer import _encode
 
-    tok = AutoTokenizer.from_pretrained(resolve_student())
+    tok = AutoTokenizer.from_pretrained(resolve_model())
     ids, labels = _encode(tok, SYSTEM, "What is 3 + 4?", "7", max_len=128)
     answer = [t for t in labels if t != IGNORE]
     assert answer[-1] == tok.eos_token_id and tok.decode(answer[:-1]) == "7"
@@ -33,12 +33,12 @@ def test_encode_masks_the_prompt_and_ends_with_eos():
 
 @pytest.mark.slow
 def test_training_is_deterministic_for_a_seed(tmp_path):
-    from sgi.workers.trainer import train_lora
+    from sgi.workers.trainer import fine_tune
 
     runs = []
     for name in ("one", "two"):
         losses = []
-        train_lora(resolve_student(), additions(0, 32), tmp_path / name, system_prompt=SYSTEM, steps=3,
+        fine_tune(resolve_model(), additions(0, 32), tmp_path / name, system_prompt=SYSTEM, steps=3,
                    batch_size=4, progress=lambda s, n, loss: losses.append(loss))
         runs.append(losses)
     assert runs[0] == runs[1] and len(runs[0]) == 3
@@ -47,9 +47,9 @@ def test_training_is_deterministic_for_a_seed(tmp_path):
 @pytest.mark.slow
 def test_lora_learns_two_digit_addition(tmp_path):
     from sgi.workers.student import TransformersStudent
-    from sgi.workers.trainer import train_lora
+    from sgi.workers.trainer import fine_tune
 
-    base = resolve_student()
+    base = resolve_model()
     held_out = [x for x in additions(1, 40) if x not in set(additions(0, 200))][:24]
 
     def correct(model_path) -> int:
@@ -58,7 +58,7 @@ def test_lora_learns_two_digit_addition(tmp_path):
         return sum(g.text == a for g, (_, a) in zip(gens, held_out))
 
     seen = []
-    metrics = train_lora(base, additions(0, 200), tmp_path / "round1", system_prompt=SYSTEM, steps=20,
+    metrics = fine_tune(base, additions(0, 200), tmp_path / "round1", system_prompt=SYSTEM, steps=20,
                          progress=lambda s, n, loss: seen.append((s, n)))
     assert seen[-1] == (20, 20) and metrics["steps"] == 20
     assert metrics["final_loss"] < metrics["first_loss"] / 3
@@ -78,11 +78,11 @@ def test_resumed_run_equals_an_uninterrupted_one(tiny_model, tmp_path, full):
     import torch
     from safetensors.torch import load_file
 
-    from sgi.workers.trainer import saved_step, state_path, train_lora
+    from sgi.workers.trainer import saved_step, state_path, fine_tune
 
     args = dict(system_prompt=SYSTEM, steps=6, batch_size=4, seed=1, full_finetune=full)
     data = additions(0, 10)  # 2 batches an epoch: steps 4-6 cross an epoch boundary
-    whole = train_lora(tiny_model, data, tmp_path / "whole", **args)
+    whole = fine_tune(tiny_model, data, tmp_path / "whole", **args)
 
     def kill_at_3(step, steps, loss):
         if step == 3:
@@ -90,11 +90,11 @@ def test_resumed_run_equals_an_uninterrupted_one(tiny_model, tmp_path, full):
 
     out = tmp_path / "round"
     with pytest.raises(_Killed):
-        train_lora(tiny_model, data, out, state_every=3, progress=kill_at_3, **args)
+        fine_tune(tiny_model, data, out, state_every=3, progress=kill_at_3, **args)
     assert not out.exists() and saved_step(out) == 3
     torch.manual_seed(123)  # the state restores the RNG, whatever the process did meanwhile
     seen = []
-    resumed = train_lora(tiny_model, data, out, state_every=3, resume=True,
+    resumed = fine_tune(tiny_model, data, out, state_every=3, resume=True,
                          progress=lambda s, n, loss: seen.append(s), **args)
     assert seen == [4, 5, 6] and resumed["resumed_from"] == 3 and whole["resumed_from"] is None
     assert resumed["losses"] == whole["losses"]  # bitwise, bf16 autocast included
@@ -107,7 +107,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tiny_model, tmp_path, full):
 
 @pytest.mark.slow
 def test_resume_refuses_a_state_from_other_settings(tiny_model, tmp_path):
-    from sgi.workers.trainer import train_lora
+    from sgi.workers.trainer import fine_tune
 
     def kill_at_2(step, steps, loss):
         if step == 2:
@@ -115,10 +115,10 @@ def test_resume_refuses_a_state_from_other_settings(tiny_model, tmp_path):
 
     out = tmp_path / "round"
     with pytest.raises(_Killed):
-        train_lora(tiny_model, additions(0, 8), out, system_prompt=SYSTEM, steps=4, batch_size=4,
+        fine_tune(tiny_model, additions(0, 8), out, system_prompt=SYSTEM, steps=4, batch_size=4,
                    state_every=2, progress=kill_at_2)
     with pytest.raises(ValueError, match=r"other settings \(lr\)"):
-        train_lora(tiny_model, additions(0, 8), out, system_prompt=SYSTEM, steps=4, batch_size=4,
+        fine_tune(tiny_model, additions(0, 8), out, system_prompt=SYSTEM, steps=4, batch_size=4,
                    lr=1e-3, resume=True)
 
 
@@ -126,9 +126,9 @@ def test_resume_refuses_a_state_from_other_settings(tiny_model, tmp_path):
 def test_metrics_record_every_step(tiny_model, tmp_path):
     import json
 
-    from sgi.workers.trainer import train_lora
+    from sgi.workers.trainer import fine_tune
 
-    m = train_lora(tiny_model, additions(0, 8) + [("x" * 500, "1")], tmp_path / "r", system_prompt=SYSTEM,
+    m = fine_tune(tiny_model, additions(0, 8) + [("x" * 500, "1")], tmp_path / "r", system_prompt=SYSTEM,
                    steps=3, batch_size=4, group_by_length=True)
     assert json.loads((tmp_path / "r" / "metrics.json").read_text()) == m
     assert len(m["losses"]) == 3 and m["first_loss"] == m["losses"][0]
@@ -142,11 +142,11 @@ def test_metrics_record_every_step(tiny_model, tmp_path):
 def test_full_finetune_learns_and_writes_a_plain_model(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from sgi.workers.trainer import train_lora
+    from sgi.workers.trainer import fine_tune
 
     # One fixed example repeated: memorising it drives the loss down within a few steps
     # (measured 3.8 -> 0.9 by step 3 at batch 4, lr 5e-5).
-    m = train_lora(resolve_student(), [("What is 12 + 30?", "42")] * 2, tmp_path / "full", system_prompt=SYSTEM,
+    m = fine_tune(resolve_model(), [("What is 12 + 30?", "42")] * 2, tmp_path / "full", system_prompt=SYSTEM,
                    steps=4, batch_size=2, full_finetune=True)
     assert m["full_finetune"] and m["losses"][-1] < m["losses"][0] / 2, m["losses"]
     assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["merged", "metrics.json"]

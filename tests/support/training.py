@@ -20,9 +20,9 @@ def save_tiny_model(path: Path) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from sgi.workers.models import resolve_student
+    from sgi.workers.models import resolve_model
 
-    base = resolve_student()
+    base = resolve_model()
     config = AutoConfig.from_pretrained(base)
     config.update({"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
                    "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16})

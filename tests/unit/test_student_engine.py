@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sgi.workers.models import ModelNotFoundError, cache_root, resolve_student
+from sgi.workers.models import ModelNotFoundError, cache_root, resolve_model
 
 
 def test_cache_root_honours_sgi_cache(monkeypatch, tmp_path):
@@ -17,7 +17,7 @@ def test_cache_root_honours_sgi_cache(monkeypatch, tmp_path):
 def test_missing_model_path_says_what_to_do(tmp_path):
     missing = tmp_path / "no-such-model"
     with pytest.raises(ModelNotFoundError) as err:
-        resolve_student(str(missing))
+        resolve_model(str(missing))
     msg = str(err.value)
     assert str(missing) in msg and "smollm2" in msg and "\n" not in msg
     assert isinstance(err.value, ValueError)

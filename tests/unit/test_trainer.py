@@ -6,7 +6,7 @@ import random
 
 from support.training import SYSTEM, additions
 
-from sgi.workers.models import resolve_student
+from sgi.workers.models import resolve_model
 from sgi.workers.trainer import IGNORE, _batch_at, _collate
 
 
@@ -26,7 +26,7 @@ def test_answer_loss_equals_the_models_own_loss():
 
     from sgi.workers.trainer import _answer_loss, _encode
 
-    path = resolve_student()
+    path = resolve_model()
     tok, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path)
     batch = _collate([_encode(tok, SYSTEM, q, a, 128) for q, a in additions(0, 3) + [("What is 7 + 8?", "15")]],
                      tok.eos_token_id)
