@@ -151,7 +151,7 @@ def _measure(console, cfg: RunConfig, args, key: str, by_split, results: dict) -
     if not (warm / "merged").is_dir():
         console.print(f"format warm-up: {warm_steps} steps on {len(warm_mix)} examples of {len(args.families)} families")
         fine_tune(resolve_model(cfg.student.model), [(i.question, i.answer) for i in warm_mix], warm,
-                   **{**train, "steps": warm_steps})
+                  **{**train, "steps": warm_steps})
 
     def accuracy(model_dir: Path, family: str) -> tuple[float, list[str]]:
         student = TransformersStudent(model_dir, **{k: v for k, v in build.student_args(cfg, str(model_dir)).items()

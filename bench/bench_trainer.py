@@ -478,7 +478,7 @@ def _resume_ours(console, ctx, steps, cut):
         seen: list[int] = []
         torch.manual_seed(123)  # whatever the process did meanwhile
         resumed = fine_tune(ctx["model_path"], ctx["examples"], out, state_every=cut, resume=True,
-                             progress=lambda s, n, loss: seen.append(s), **args)
+                            progress=lambda s, n, loss: seen.append(s), **args)
         w = "adapter/adapter_model.safetensors"
         a, b = load_file(Path(d) / "whole" / w), load_file(out / w)
         same_w = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

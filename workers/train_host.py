@@ -105,6 +105,6 @@ def _worker_loop(config: dict) -> None:
         host.call.remote("report_step", step, total, loss)
 
     result = fine_tune(config["base"], config["examples"], config["out"], should_stop=should_stop,
-                        progress=progress if rank0 else None, **config["args"])
+                       progress=progress if rank0 else None, **config["args"])
     if rank0:
         ray.get(host.call.remote("put_result", result))

@@ -2,7 +2,7 @@
 
 Usage (from Python):
     metrics = fine_tune(model_dir, [("What is 3 + 4?", "7"), ...], out_dir,
-                         system_prompt="Give only the final answer.", steps=60)
+                        system_prompt="Give only the final answer.", steps=60)
     TransformersStudent(out_dir / "merged", "Give only the final answer.")
 
 Examples are formatted exactly as the student formats its prompts (`render_chat`), with

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from sgi.orchestrator.answers import AnswerCache
-from sgi.orchestrator.stages.context import Context
+from sgi.orchestrator.stages.context import Context, batches
 from sgi.orchestrator.store import ScoredAttempt
 from sgi.skills.prompts import skill_exemplars, student_prompt
 from sgi.skills.records import Generation, Item
@@ -24,7 +24,7 @@ class Answered(NamedTuple):
 
 
 def answer_items(ctx: Context, title: str, items: Sequence[Item], done: set[str], student: Any, samples: int,
-            record: Any, answers: AnswerCache | None = None) -> Answered:
+                 record: Any, answers: AnswerCache | None = None) -> Answered:
     """Answer `items` not in `done` in batches spread over the student pool; score and
     `record(scored, seconds per item)` each batch as it arrives (whole batches only).
     With `answers` (the warm-up student's cache), greedy answers given in an earlier run are
@@ -53,19 +53,18 @@ def answer_items(ctx: Context, title: str, items: Sequence[Item], done: set[str]
                 advance(len(generations))
             todo, prompts = [i for i in todo if i.item_id not in hits], [p for i, p in zip(todo, prompts)
                                                                        if i.item_id not in hits]
-        batch_size = ctx.cfg.student.batch_size
-        batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
-        texts = [prompts[start : start + batch_size] for start in range(0, len(todo), batch_size)]
-        calls = [(([i.item_id for i in batch], text), {"samples": samples, "temperature": ctx.cfg.difficulty.temperature})
-                 for batch, text in zip(batches, texts)]
-        if not batches:
+        item_batches = batches(todo, ctx.cfg.student.batch_size)
+        texts = batches(prompts, ctx.cfg.student.batch_size)
+        sampling = {"samples": samples, "temperature": ctx.cfg.difficulty.temperature}
+        calls = [(([i.item_id for i in batch], text), sampling) for batch, text in zip(item_batches, texts)]
+        if not item_batches:
             return Answered(len(hits), None)  # nothing to answer: the student is not even loaded
         mark = student.mark()
         for n, seconds, generations in student.imap("generate", calls):
-            record(scored(generations), seconds / len(batches[n]))
+            record(scored(generations), seconds / len(item_batches[n]))
             if answers is not None:
-                answers.add(texts[n], generations, seconds / len(batches[n]))
-            advance(len(batches[n]))
+                answers.add(texts[n], generations, seconds / len(item_batches[n]))
+            advance(len(item_batches[n]))
     return Answered(len(hits), student.overhead(mark) if len(student.engines) > 1 else None)
 
 

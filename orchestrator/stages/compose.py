@@ -31,9 +31,10 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
     items = compose_items(ctx, "probe") + compose_items(ctx, "test")
     done = ctx.store.solved_ids(round_, "system1")
     answer_items(ctx, f"{round_label(round_, 'warm-up student')}: System 1 (student)", items, done, system1, 0,
-            lambda scored, seconds: ctx.store.add_solutions(round_, "system1", [
-                (a.generation.item_id, a.generation.text, a.extracted, a.correct, a.generation.n_tokens, seconds,
-                 a.generation.mean_prob, a.generation.min_prob, a.generation.margin) for a in scored]), answers)
+                 lambda scored, seconds: ctx.store.add_solutions(round_, "system1", [
+                     (a.generation.item_id, a.generation.text, a.extracted, a.correct, a.generation.n_tokens,
+                      seconds, a.generation.mean_prob, a.generation.min_prob, a.generation.margin)
+                     for a in scored]), answers)
     key = system2_key(ctx.cfg)
     _solve_system2(ctx, items, system2, key, s2_round)
     rows = ctx.store.compose_rows(round_, s2_round, key, cfg.feature)
@@ -107,8 +108,8 @@ def _solve_tokens(ctx: Context, items: Sequence[Item], collab: Any, key: str, ro
              s.n_tokens, s.large_tokens, s.seconds) for s in solved])
 
     label = "larger model alone" if threshold == ALONE else f"token-level with the larger model, t = {threshold:g}"
-    _resumable(ctx, f"{round_label(round_, 'warm-up student')}: {label}", items, ctx.store.token_solved_ids(round_, key, threshold),
-               solve)
+    title = f"{round_label(round_, 'warm-up student')}: {label}"
+    _resumable(ctx, title, items, ctx.store.token_solved_ids(round_, key, threshold), solve)
 
 
 def _curve_threshold(threshold: float) -> float:
@@ -175,8 +176,8 @@ def _solve_system2(ctx: Context, items: Sequence[Item], solver: Any, name: str, 
             (s.item_id, s.output, s.answer, ctx.task.is_correct(by_id[s.item_id], s.answer), s.n_tokens,
              s.seconds, None, None, None) for s in solver.solve(batch)])
 
-    _resumable(ctx, f"{round_label(s2_round, 'warm-up student')}: {system2_label(name)}", items, ctx.store.solved_ids(s2_round, name),
-               solve)
+    title = f"{round_label(s2_round, 'warm-up student')}: {system2_label(name)}"
+    _resumable(ctx, title, items, ctx.store.solved_ids(s2_round, name), solve)
 
 
 def _resumable(ctx: Context, title: str, items: Sequence[Item], done: set[str],

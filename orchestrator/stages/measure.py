@@ -72,7 +72,7 @@ def answer_probe(ctx: Context, round_: int, student: Any, answers: AnswerCache |
     samples = ctx.cfg.difficulty.samples if ctx.cfg.difficulty.consistency else 0
     done = ctx.store.attempted_ids(round_)
     answered = answer_items(ctx, f"round {round_}: student answers", items, done, student, samples,
-                       lambda scored, _: ctx.store.add_attempts(round_, scored), answers)
+                            lambda scored, _: ctx.store.add_attempts(round_, scored), answers)
     detail = f"{len(items)} items, {len(items) - len(done)} answered now" + answered.cached_note()
     if answered.overhead is not None:
         detail += f" by {len(student.engines)} student actors ({answered.overhead:.1%} of their time not generating)"

@@ -31,7 +31,8 @@ class Chosen(NamedTuple):
 def build_train_set(ctx: Context, round_: int, embedder: Any = None) -> str:
     """STAT's step 5: the round's training set under the configured strategy, same budget for all."""
     cfg = ctx.cfg
-    request = Request(ctx, round_, ctx.store.missing_pairs(round_), cfg.train.budget, cfg.seed * 1000 + round_, embedder)
+    seed = cfg.seed * 1000 + round_
+    request = Request(ctx, round_, ctx.store.missing_pairs(round_), cfg.train.budget, seed, embedder)
     strategy = "learnability" if cfg.loop.by_learnability else cfg.loop.strategy
     chosen = STRATEGIES[strategy](request)
     ctx.store.add_train_set(round_, cfg.loop.strategy, chosen.examples)

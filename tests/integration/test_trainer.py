@@ -39,7 +39,7 @@ def test_training_is_deterministic_for_a_seed(tmp_path):
     for name in ("one", "two"):
         losses = []
         fine_tune(resolve_model(), additions(0, 32), tmp_path / name, system_prompt=SYSTEM, steps=3,
-                   batch_size=4, progress=lambda s, n, loss: losses.append(loss))
+                  batch_size=4, progress=lambda s, n, loss: losses.append(loss))
         runs.append(losses)
     assert runs[0] == runs[1] and len(runs[0]) == 3
 
@@ -59,7 +59,7 @@ def test_lora_learns_two_digit_addition(tmp_path):
 
     seen = []
     metrics = fine_tune(base, additions(0, 200), tmp_path / "round1", system_prompt=SYSTEM, steps=20,
-                         progress=lambda s, n, loss: seen.append((s, n)))
+                        progress=lambda s, n, loss: seen.append((s, n)))
     assert seen[-1] == (20, 20) and metrics["steps"] == 20
     assert metrics["final_loss"] < metrics["first_loss"] / 3
     assert (tmp_path / "round1" / "adapter" / "adapter_config.json").is_file()
@@ -95,7 +95,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tiny_model, tmp_path, full):
     torch.manual_seed(123)  # the state restores the RNG, whatever the process did meanwhile
     seen = []
     resumed = fine_tune(tiny_model, data, out, state_every=3, resume=True,
-                         progress=lambda s, n, loss: seen.append(s), **args)
+                        progress=lambda s, n, loss: seen.append(s), **args)
     assert seen == [4, 5, 6] and resumed["resumed_from"] == 3 and whole["resumed_from"] is None
     assert resumed["losses"] == whole["losses"]  # bitwise, bf16 autocast included
     weights = "merged/model.safetensors" if full else "adapter/adapter_model.safetensors"
@@ -116,10 +116,10 @@ def test_resume_refuses_a_state_from_other_settings(tiny_model, tmp_path):
     out = tmp_path / "round"
     with pytest.raises(_Killed):
         fine_tune(tiny_model, additions(0, 8), out, system_prompt=SYSTEM, steps=4, batch_size=4,
-                   state_every=2, progress=kill_at_2)
+                  state_every=2, progress=kill_at_2)
     with pytest.raises(ValueError, match=r"other settings \(lr\)"):
         fine_tune(tiny_model, additions(0, 8), out, system_prompt=SYSTEM, steps=4, batch_size=4,
-                   lr=1e-3, resume=True)
+                  lr=1e-3, resume=True)
 
 
 @pytest.mark.slow
@@ -129,7 +129,7 @@ def test_metrics_record_every_step(tiny_model, tmp_path):
     from sgi.workers.trainer import fine_tune
 
     m = fine_tune(tiny_model, additions(0, 8) + [("x" * 500, "1")], tmp_path / "r", system_prompt=SYSTEM,
-                   steps=3, batch_size=4, group_by_length=True)
+                  steps=3, batch_size=4, group_by_length=True)
     assert json.loads((tmp_path / "r" / "metrics.json").read_text()) == m
     assert len(m["losses"]) == 3 and m["first_loss"] == m["losses"][0]
     assert m["examples"] == 8 and m["skipped"] == 1 and m["resumed_from"] is None
@@ -147,7 +147,7 @@ def test_full_finetune_learns_and_writes_a_plain_model(tmp_path):
     # One fixed example repeated: memorising it drives the loss down within a few steps
     # (measured 3.8 -> 0.9 by step 3 at batch 4, lr 5e-5).
     m = fine_tune(resolve_model(), [("What is 12 + 30?", "42")] * 2, tmp_path / "full", system_prompt=SYSTEM,
-                   steps=4, batch_size=2, full_finetune=True)
+                  steps=4, batch_size=2, full_finetune=True)
     assert m["full_finetune"] and m["losses"][-1] < m["losses"][0] / 2, m["losses"]
     assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["merged", "metrics.json"]
     AutoModelForCausalLM.from_pretrained(tmp_path / "full" / "merged")  # loads without peft
