@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import psutil
@@ -63,61 +64,78 @@ def reference(reference_run) -> dict[str, list[tuple]]:
     return snapshot(reference_run / "sgi.duckdb")
 
 
-KILL_POINTS: list[tuple[str, Predicate]] = [
-    ("labelling", batch("labelling")),
-    ("warm-up evaluation", batch("warm-up student", at_least=4)),
-    ("round 0 inference", batch("student answers", at_least=4)),
-    ("round 0 diagnosis", stage(0, "diagnose")),
-    ("round 0 synthesis", batch("synthesizing", at_least=1)),
-    ("round 0 training", batch("training steps", at_least=2)),
-    ("between rounds", stage(0, "evaluate", "done")),
-    ("round 1 training", batch("training steps", at_least=1)),
+class Interruption(NamedTuple):
+    """Where a run is stopped (a progress predicate) and how: SIGKILL to the whole process
+    group, SIGTERM or SIGINT to sgi alone, or the student engine killed with no restart allowed."""
+
+    label: str
+    when: Predicate
+    how: str  # "sigkill", "sigterm", "sigint" or "dead student"
+
+
+# One run, stopped every way in turn and each time resumed from where it stopped; the final
+# store must match the uninterrupted run's. One chain costs a process start per interruption
+# where a test per way of stopping ran the tiny run from scratch each time.
+INTERRUPTIONS = [
+    Interruption("labelling", batch("labelling"), "sigkill"),
+    Interruption("warm-up evaluation", batch("warm-up student", at_least=4), "sigkill"),
+    Interruption("round 0 inference", batch("student answers", at_least=4), "sigterm"),
+    Interruption("round 0 diagnosis", stage(0, "diagnose"), "sigkill"),
+    Interruption("round 0 synthesis", batch("synthesizing", at_least=1), "sigkill"),
+    Interruption("round 0 training", batch("training steps", at_least=2), "sigint"),
+    Interruption("between rounds", stage(0, "evaluate", "done"), "sigkill"),
+    Interruption("round 1 inference", batch("student answers", at_least=4), "dead student"),
+    Interruption("round 1 training", batch("training steps", at_least=1), "sigkill"),
 ]
 
 
-def test_sigkill_at_every_stage_then_resume_matches_the_uninterrupted_run(reference, tmp_path):
-    store = tmp_path / "runs" / "killed" / "sgi.duckdb"
-    hit, resumed = [], False
-    for label, predicate in KILL_POINTS:
-        run = Run(command(tmp_path, "killed", resume=resumed), tmp_path)
-        if run.wait_for(predicate) is None:  # the run got past this point before we could kill it
-            assert run.finish() == 0, "".join(run.other)[-3000:]
-            break
+def interrupt(run: Run, how: str, store: Path) -> None:
+    """Stop the run the given way and check what that way promises."""
+    if how == "sigkill":
         run.kill_all()
         wait_released(store)
-        hit.append(label)
+        return
+    if how == "dead student":  # restarts disallowed: one clear line, exit 3, finished batches kept
+        engine_process("student").kill()
+        assert run.finish() == 3
+        message = "".join(run.other)
+        assert "round 1 infer: the student engine died" in message and "sgi resume" in message
+        assert "Traceback" not in message
+        return
+    signum = signal.SIGTERM if how == "sigterm" else signal.SIGINT
+    run.proc.send_signal(signum)  # to sgi alone: it stops after the current batch
+    assert run.finish() == 128 + signum
+    assert "stopped" in "".join(run.other) and "sgi resume" in "".join(run.other)
+    if how == "sigterm":  # stopped mid-inference: the stage is open and holds whole batches only
+        db = duckdb.connect(str(store), read_only=True)
+        ledger = dict(((r, s), st) for r, s, st in db.execute("SELECT round, stage, status FROM ledger").fetchall())
+        answered = db.execute("SELECT count(*) FROM attempts WHERE round = 0").fetchone()[0]
+        db.close()
+        assert ledger[(0, "infer")] == "running" and 4 <= answered < 12 and answered % 4 == 0
+    else:  # stopped mid-training: the trainer's state was saved for the resume
+        assert saved_step(store.parent / "checkpoints" / "round-0") is not None
+
+
+def test_a_run_stopped_every_way_at_every_stage_resumes_to_the_uninterrupted_run(reference, tmp_path):
+    store = tmp_path / "runs" / "killed" / "sgi.duckdb"
+    hit, resumed = [], False
+    for point in INTERRUPTIONS:
+        extra = ("--set", "ray.max_restarts=0") if point.how == "dead student" else ()
+        run = Run(command(tmp_path, "killed", *extra, resume=resumed), tmp_path)
+        if run.wait_for(point.when) is None:  # the run got past this point before we could stop it
+            assert run.finish() == 0, "".join(run.other)[-3000:]
+            break
+        interrupt(run, point.how, store)
+        hit.append(point.label)
         resumed = True
     else:
         run = Run(command(tmp_path, "killed", resume=True), tmp_path)
         assert run.finish() == 0, "".join(run.other)[-3000:]
-    print(f"killed at: {', '.join(hit)}; {len(hit) + 1} processes; store identical to the uninterrupted run")
+    print(f"stopped at: {', '.join(hit)}; {len(hit) + 1} processes; store identical to the uninterrupted run")
     # The last resume found the lock file of a killed run and said so.
     assert any(e.get("event") == "warning" and "which is gone" in e["message"] for e in run.events)
-    assert {"round 0 inference", "round 0 synthesis", "round 0 training", "between rounds"} <= set(hit), hit
-    assert_same(store, reference)
-
-
-def test_sigterm_and_ctrl_c_stop_after_the_current_batch(reference, tmp_path):
-    store = tmp_path / "runs" / "stopped" / "sgi.duckdb"
-    run = Run(command(tmp_path, "stopped"), tmp_path)
-    assert run.wait_for(batch("student answers", at_least=4))
-    run.proc.send_signal(signal.SIGTERM)
-    assert run.finish() == 128 + signal.SIGTERM
-    assert "stopped" in "".join(run.other) and "sgi resume" in "".join(run.other)
-    db = duckdb.connect(str(store), read_only=True)
-    ledger = dict(((r, s), st) for r, s, st in db.execute("SELECT round, stage, status FROM ledger").fetchall())
-    answered = db.execute("SELECT count(*) FROM attempts WHERE round = 0").fetchone()[0]
-    db.close()
-    assert ledger[(0, "infer")] == "running" and 4 <= answered < 12 and answered % 4 == 0  # whole batches only
-
-    run = Run(command(tmp_path, "stopped", resume=True), tmp_path)
-    assert run.wait_for(batch("training steps", at_least=1))
-    run.proc.send_signal(signal.SIGINT)
-    assert run.finish() == 128 + signal.SIGINT
-    assert saved_step(tmp_path / "runs" / "stopped" / "checkpoints" / "round-0") is not None
-
-    run = Run(command(tmp_path, "stopped", resume=True), tmp_path)
-    assert run.finish() == 0, "".join(run.other)[-3000:]
+    assert {"round 0 inference", "round 0 synthesis", "round 0 training", "between rounds",
+            "round 1 inference"} <= set(hit), hit
     assert_same(store, reference)
 
 
@@ -170,18 +188,3 @@ def test_a_changed_config_is_refused_and_force_from_redoes_on_purpose(reference,
     assert [r for r in got["checkpoints"] if r[0] == 0] == [r for r in reference["checkpoints"] if r[0] == 0]
     assert [r for r in got["checkpoints"] if r[0] == 1][0][1] == 2  # round 1 retrained with 2 steps
     assert [r for r in got["evals"] if r[0] <= 0] == [r for r in reference["evals"] if r[0] <= 0]
-
-
-def test_an_actor_that_stays_dead_stops_the_run_resumably(reference, tmp_path):
-    """With no restarts allowed, a killed student ends the run with one clear line (exit 3);
-    the finished batches are kept and `sgi resume` completes it identically."""
-    run = Run(command(tmp_path, "dead", "--set", "ray.max_restarts=0"), tmp_path)
-    assert run.wait_for(batch("student answers", at_least=4))
-    engine_process("student").kill()
-    assert run.finish() == 3
-    message = "".join(run.other)
-    assert "round 0 infer: the student engine died" in message and "sgi resume" in message
-    assert "Traceback" not in message
-    resumed = Run(command(tmp_path, "dead", resume=True), tmp_path)
-    assert resumed.finish() == 0, "".join(resumed.other)[-3000:]
-    assert_same(tmp_path / "runs" / "dead" / "sgi.duckdb", reference)
