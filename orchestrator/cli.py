@@ -41,6 +41,7 @@ from sgi.orchestrator.progress import Reporter, StopRequested
 from sgi.orchestrator.rows import ComposeSummary, ProfileRow, RoundSummary, TeacherUsage
 from sgi.orchestrator.rundir import ensure_free, parse_stage
 from sgi.orchestrator.store import Store
+from sgi.orchestrator.terminal import as_markup, as_text
 from sgi.skills.interfaces import TeacherOutputError, TeacherRefused
 from sgi.skills.runs import STORE_FILE, StoreError, round_cell
 from sgi.skills.tasks.files import TaskDataError
@@ -97,11 +98,11 @@ def _run_loop(cfg: Any, quiet: bool, progress: str, force_from: str | None) -> N
     from sgi.orchestrator import loop
 
     reporter = _reporter(quiet, progress)
-    console.print(f"run [bold]{cfg.name}[/bold] in {cfg.run_dir}  (strategy {cfg.loop.strategy}, "
+    console.print(f"run [bold]{as_markup(cfg.name)}[/bold] in {as_markup(cfg.run_dir)}  (strategy {cfg.loop.strategy}, "
                   f"{cfg.loop.rounds} rounds, {cfg.train.steps} steps x {cfg.train.batch_size} per round)")
     with stop_on_signals(reporter, cfg.run_dir):
         rows = loop.run(cfg, reporter, parse_stage(force_from) if force_from else None)
-    console.print(summary_table(rows, title=f"per round ({cfg.run_dir / STORE_FILE})"))
+    console.print(summary_table(rows, title=f"per round ({as_markup(cfg.run_dir / STORE_FILE)})"))
 
 
 def _reporter(quiet: bool, progress: str) -> Reporter:
@@ -161,7 +162,7 @@ def compose(
     reporter = _reporter(quiet, progress)
     with stop_on_signals(reporter, cfg.run_dir):
         rows = loop.compose(cfg, reporter, rounds)
-    console.print(compose_table(rows, title=f"System 1 + System 2 on the test split ({run_dir / STORE_FILE})"))
+    console.print(compose_table(rows, title=f"System 1 + System 2 on the test split ({as_markup(run_dir / STORE_FILE)})"))
 
 
 def compose_table(rows: list[ComposeSummary], title: str) -> Table:
@@ -195,7 +196,7 @@ def compare(
     a, b = finals[0][1], finals[1][1]
     for skill in sorted(set(a) | set(b)):
         delta = b[skill] - a[skill] if skill in a and skill in b else None
-        table.add_row(escape(skill), _pct(a.get(skill)), _pct(b.get(skill)),
+        table.add_row(as_text(skill), _pct(a.get(skill)), _pct(b.get(skill)),
                       f"{delta:+.3f}" if delta is not None else "-")
     console.print(table)
 
@@ -289,7 +290,7 @@ def submit(
     runtime_env = jobs.runtime_env(cfg, pip, env)
     sdk = jobs.client(address)
     job_id = jobs.submit(sdk, cfg, runtime_env)
-    console.print(f"submitted run [bold]{cfg.name}[/bold] ({cfg.run_dir}) as job [bold]{job_id}[/bold]\n"
+    console.print(f"submitted run [bold]{as_markup(cfg.name)}[/bold] ({as_markup(cfg.run_dir)}) as job [bold]{job_id}[/bold]\n"
                   f"  sgi logs {job_id} --follow    sgi stop {job_id}    sgi report serve {cfg.run_dir}", highlight=False)
     if wait:
         _follow(sdk, job_id)
@@ -306,7 +307,7 @@ def list_jobs(address: AddressOpt = DEFAULT_ADDRESS):
     for job in jobs.sgi_jobs(jobs.client(address)):
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.start_time / 1000)) if job.start_time else ""
         table.add_row(job.submission_id, job.status.value, job.metadata.get("sgi_run_dir", ""), started,
-                      escape((job.message or "")[:80]))
+                      as_text((job.message or "")[:80]))
     console.print(table)
 
 
@@ -351,11 +352,11 @@ def profile(config: ConfigArg = None, set_: SetOpt = [], quiet: QuietOpt = False
 
     cfg = load_config(config, set_)
     reporter = _reporter(quiet, progress)
-    console.print(f"run [bold]{cfg.name}[/bold] in {cfg.run_dir}  (task {cfg.task.kind}, "
-                  f"student {cfg.student.model}, teacher {cfg.teacher.kind})")
+    console.print(f"run [bold]{as_markup(cfg.name)}[/bold] in {as_markup(cfg.run_dir)}  (task {cfg.task.kind}, "
+                  f"student {as_markup(cfg.student.model)}, teacher {cfg.teacher.kind})")
     with stop_on_signals(reporter, cfg.run_dir):
         rows = loop.profile(cfg, reporter)
-    console.print(msp_table(rows, title=f"Missing-Skill-Profile, round 0 ({cfg.run_dir / STORE_FILE})"))
+    console.print(msp_table(rows, title=f"Missing-Skill-Profile, round 0 ({as_markup(cfg.run_dir / STORE_FILE)})"))
 
 
 @app.command()
@@ -364,7 +365,7 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
     store = _reader(run_dir)
     try:
         info = store.run_info()
-        console.print(f"run [bold]{info[0] if info else '?'}[/bold]  {run_dir / STORE_FILE}")
+        console.print(f"run [bold]{as_markup(info[0]) if info else '?'}[/bold]  {as_markup(run_dir / STORE_FILE)}")
         splits = ", ".join(f"{k} {v}" for k, v in store.split_counts().items())
         console.print(f"items: {splits or 'none yet'}")
         console.print("holds: " + ", ".join(f"{n} {what}" for what, n in store.counts().items()))
@@ -373,7 +374,7 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
             ledger.add_column(col)
         for round_, stage, state, seconds, detail in sorted(store.ledger(), key=lambda r: _stage_order(r.round, r.stage)):
             ledger.add_row(round_cell(round_, "setup"), stage, state,
-                           f"{seconds:.1f}" if seconds is not None else "", escape(detail))
+                           f"{seconds:.1f}" if seconds is not None else "", as_text(detail))
         console.print(ledger)
         usage = store.teacher_usage()
         if usage:
@@ -401,7 +402,7 @@ def _reader(run_dir: Path) -> Store:
         return Store(run_dir / STORE_FILE, read_only=True)
     path, held_by = live
     age = time.time() - path.stat().st_mtime
-    Console(stderr=True).print(f"run in progress ({escape(held_by)}): showing its snapshot from {age:.0f} s ago",
+    Console(stderr=True).print(f"run in progress ({as_markup(held_by)}): showing its snapshot from {age:.0f} s ago",
                                highlight=False)
     return Store(path, read_only=True)
 
@@ -430,7 +431,7 @@ def msp_table(rows: list[ProfileRow], title: str) -> Table:
     for col in ("skill", "attempts", "correct", "accuracy", "floor", "missing", "missing rate", "share"):
         table.add_column(col, justify="left" if col == "skill" else "right", no_wrap=(col == "skill"))
     for skill, attempts, correct, missing, rate, share, accuracy, floor in rows:
-        table.add_row(escape(skill), str(attempts), str(correct), f"{accuracy:.2f}", f"{floor:.2f}", str(missing),
+        table.add_row(as_text(skill), str(attempts), str(correct), f"{accuracy:.2f}", f"{floor:.2f}", str(missing),
                       f"{rate:.2f}", f"{share:.2f}" if share is not None else "-")
     return table
 

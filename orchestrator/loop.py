@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
 
 from sgi.orchestrator import build, registry, rundir, stages
 from sgi.orchestrator.answers import AnswerCache
@@ -29,6 +28,7 @@ from sgi.orchestrator.engines import Engines
 from sgi.orchestrator.progress import Reporter
 from sgi.orchestrator.rows import ComposeSummary, ProfileRow, RoundSummary
 from sgi.orchestrator.store import Store
+from sgi.orchestrator.terminal import as_markup
 from sgi.skills.runs import SETUP_ROUND, STORE_FILE, StoreError, round_label
 from sgi.workers import actors
 from sgi.workers.teachers import make_teacher
@@ -235,7 +235,7 @@ class Session:
         store.finish_stage(round_, name, detail)
         self.reporter.event(event="stage", round=round_, stage=name, status="done")
         # a detail quotes data (skill names from the teacher): shown as text, not as rich markup
-        self.reporter.note(f"{label} {name}: {escape(detail)} [dim]({time.perf_counter() - start:.1f} s)[/dim]")
+        self.reporter.note(f"{label} {name}: {as_markup(detail)} [dim]({time.perf_counter() - start:.1f} s)[/dim]")
 
     def warmup(self) -> Path:
         """The student's model folder: the base model, or its cached warm-up SFT."""

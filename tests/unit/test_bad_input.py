@@ -423,6 +423,10 @@ def test_disk_that_fills_during_the_run(private_mounts, tmp_path):
 # -- data text shown in the terminal -------------------------------------------------------
 
 MARKUP = "[/] [red]not red[/red] :smile:"  # what a teacher could name a skill
+# an escape sequence, a carriage return, a bell, a bidi override, a trailing backslash
+CONTROLS = "\x1b[31mred\rover\x07\u202eevil\\"
+SHOWN_CONTROLS = "\\x1b[31mred\\rover\\x07\\u202eevil\\"  # each written as its escape
+CONTROL_CHARS = {"\x1b", "\r", "\x07", "\u202e"}
 
 
 def test_markup_in_a_stage_detail_is_shown_as_text_by_sgi_status(tmp_path, monkeypatch, capsys):
@@ -432,15 +436,17 @@ def test_markup_in_a_stage_detail_is_shown_as_text_by_sgi_status(tmp_path, monke
 
     run = tmp_path / "runs" / "r"
     store = Store(run / STORE)
+    store.record_run(f"run {MARKUP} [/x]", "{}")
     store.start_stage(0, "select")
-    store.finish_stage(0, "select", f"stat-sel: 8 examples; learnability weights {MARKUP} 0.50")
+    store.finish_stage(0, "select", f"stat-sel: 8 examples; learnability weights {MARKUP} {CONTROLS} 0.50")
     store.close()
     monkeypatch.setattr(sys, "argv", ["sgi", "status", str(run)])
     with pytest.raises(SystemExit) as exited:
         cli.main()
     out = capsys.readouterr().out
     assert exited.value.code in (0, None)
-    assert MARKUP in out  # literal: neither styled nor an emoji
+    assert MARKUP in out and f"run {MARKUP} [/x]" in out  # literal: neither styled nor an emoji
+    assert SHOWN_CONTROLS in out and not CONTROL_CHARS & set(out)
 
 
 def test_markup_in_skill_names_is_shown_as_text_in_the_profile_table():
@@ -449,8 +455,10 @@ def test_markup_in_skill_names_is_shown_as_text_in_the_profile_table():
     from sgi.orchestrator.rows import ProfileRow
 
     console = Console(record=True, width=200, emoji=False)  # as cli's own
-    console.print(cli.msp_table([ProfileRow(MARKUP, 4, 1, 3, 0.75, 0.5, 0.25, 0.1)], title="profile"))
-    assert MARKUP in console.export_text()
+    console.print(cli.msp_table([ProfileRow(MARKUP, 4, 1, 3, 0.75, 0.5, 0.25, 0.1),
+                                 ProfileRow(CONTROLS, 4, 1, 3, 0.75, 0.5, 0.25, 0.1)], title="profile"))
+    shown = console.export_text()
+    assert MARKUP in shown and SHOWN_CONTROLS in shown and not CONTROL_CHARS & set(shown)
 
 
 def test_markup_in_a_stage_detail_is_shown_as_text_while_the_run_goes(tmp_path):
@@ -467,6 +475,8 @@ def test_markup_in_a_stage_detail_is_shown_as_text_while_the_run_goes(tmp_path):
     store = Store(tmp_path / STORE)
     session = SimpleNamespace(ctx=SimpleNamespace(store=store), reporter=Reporter(console, mode="bars"),
                               cfg=SimpleNamespace(run_dir=tmp_path))
-    Session.stage(session, 0, "select", lambda ctx: f"learnability weights {MARKUP} 0.50")
+    Session.stage(session, 0, "select", lambda ctx: f"learnability weights {MARKUP} {CONTROLS} 0.50")
     store.close()
-    assert f"round 0 select: learnability weights {MARKUP} 0.50" in console.export_text()
+    shown = console.export_text()
+    assert f"round 0 select: learnability weights {MARKUP} {SHOWN_CONTROLS} 0.50" in shown
+    assert not CONTROL_CHARS & set(shown)
