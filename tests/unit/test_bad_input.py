@@ -480,3 +480,24 @@ def test_markup_in_a_stage_detail_is_shown_as_text_while_the_run_goes(tmp_path):
     shown = console.export_text()
     assert f"round 0 select: learnability weights {MARKUP} {SHOWN_CONTROLS} 0.50" in shown
     assert not CONTROL_CHARS & set(shown)
+
+
+# -- the run lock -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_run_lock_that_is_not_a_regular_file_is_refused_and_nothing_is_truncated(sgi, tmp_path, kind):
+    """A `.lock` that is a link (to a file the user cares about) or a FIFO: one line naming it,
+    the target untouched, no store written."""
+    run = tmp_path / "runs" / "default"
+    run.mkdir(parents=True)
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me\n", encoding="utf-8")
+    if kind == "symlink":
+        (run / ".lock").symlink_to(victim)
+    else:
+        os.mkfifo(run / ".lock")
+    code, _, err = sgi("run")
+    one_error_line(code, err, str(run / ".lock"), "the run lock is")
+    assert victim.read_text(encoding="utf-8") == "keep me\n"
+    assert not (run / STORE).exists()
