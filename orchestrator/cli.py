@@ -30,7 +30,6 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -127,7 +126,7 @@ class stop_on_signals:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         if exc_type is StopRequested:
-            Console(stderr=True).print(f"[yellow]stopped:[/yellow] {escape(str(exc))}; finished work is saved. "
+            Console(stderr=True).print(f"[yellow]stopped:[/yellow] {as_markup(exc)}; finished work is saved. "
                                        f"Continue with `sgi resume {self.run_dir}`.", highlight=False, soft_wrap=True)
             raise SystemExit(128 + (self.reporter.signum or signal.SIGINT))
 
@@ -162,7 +161,8 @@ def compose(
     reporter = _reporter(quiet, progress)
     with stop_on_signals(reporter, cfg.run_dir):
         rows = loop.compose(cfg, reporter, rounds)
-    console.print(compose_table(rows, title=f"System 1 + System 2 on the test split ({as_markup(run_dir / STORE_FILE)})"))
+    title = f"System 1 + System 2 on the test split ({as_markup(run_dir / STORE_FILE)})"
+    console.print(compose_table(rows, title=title))
 
 
 def compose_table(rows: list[ComposeSummary], title: str) -> Table:
@@ -256,16 +256,16 @@ def report(
         site = Site(run, compare_with, live=True)
         site.render("index.html")  # fail here, with the reason, rather than on the first request
         if host not in ("127.0.0.1", "localhost", "::1"):
-            Console(stderr=True).print(f"[yellow]warning:[/yellow] binding {escape(host)}: anyone who can reach this "
-                                       "machine can read the report (model answers, the config)", highlight=False)
-        console.print(f"serving the report of {run} on http://{host}:{port}/ (Ctrl-C stops)")
+            Console(stderr=True).print(f"[yellow]warning:[/yellow] binding {as_markup(host)}: anyone who can reach "
+                                       "this machine can read the report (model answers, the config)", highlight=False)
+        console.print(f"serving the report of {as_markup(run)} on http://{as_markup(host)}:{port}/ (Ctrl-C stops)")
         serve(site, host=host, port=port)
         return
     folder = out or run / "report"
     with Progress(*Progress.get_default_columns(), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("writing pages", total=None)
         count = write_site(Site(run, compare_with), folder, progress=lambda _name: bar.advance(task))
-    console.print(f"wrote {count} pages to {folder}; open {folder / 'index.html'}")
+    console.print(f"wrote {count} pages to {as_markup(folder)}; open {as_markup(folder / 'index.html')}")
 
 
 AddressOpt = Annotated[str, typer.Option(
@@ -290,8 +290,9 @@ def submit(
     runtime_env = jobs.runtime_env(cfg, pip, env)
     sdk = jobs.client(address)
     job_id = jobs.submit(sdk, cfg, runtime_env)
-    console.print(f"submitted run [bold]{as_markup(cfg.name)}[/bold] ({as_markup(cfg.run_dir)}) as job [bold]{job_id}[/bold]\n"
-                  f"  sgi logs {job_id} --follow    sgi stop {job_id}    sgi report serve {cfg.run_dir}", highlight=False)
+    run_dir = as_markup(cfg.run_dir)
+    console.print(f"submitted run [bold]{as_markup(cfg.name)}[/bold] ({run_dir}) as job [bold]{job_id}[/bold]\n"
+                  f"  sgi logs {job_id} --follow    sgi stop {job_id}    sgi report serve {run_dir}", highlight=False)
     if wait:
         _follow(sdk, job_id)
 
@@ -306,7 +307,7 @@ def list_jobs(address: AddressOpt = DEFAULT_ADDRESS):
         table.add_column(col, no_wrap=col in ("job", "status"))
     for job in jobs.sgi_jobs(jobs.client(address)):
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.start_time / 1000)) if job.start_time else ""
-        table.add_row(job.submission_id, job.status.value, job.metadata.get("sgi_run_dir", ""), started,
+        table.add_row(job.submission_id, job.status.value, as_text(job.metadata.get("sgi_run_dir", "")), started,
                       as_text((job.message or "")[:80]))
     console.print(table)
 
@@ -472,4 +473,4 @@ def _print_error(err: Exception) -> None:
     An error raised in an engine's actor arrives wrapped by Ray with the remote traceback in
     its text, so its cause is printed."""
     err = getattr(err, "cause", err)
-    Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True, emoji=False)
+    Console(stderr=True).print(f"[red]error:[/red] {as_markup(err)}", highlight=False, soft_wrap=True, emoji=False)
