@@ -21,6 +21,8 @@ from typing import Literal
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from sgi.orchestrator.terminal import as_markup
+
 Mode = Literal["bars", "json", "quiet"]
 
 
@@ -71,7 +73,7 @@ class Reporter:
         if self.mode == "json":
             self.event(event="warning", message=message)
         else:
-            self.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+            self.console.print(f"[yellow]warning:[/yellow] {as_markup(message)}", highlight=False)  # quotes paths
 
     def event(self, **fields: object) -> None:
         """One JSON line on stderr (json mode only): stage starts and ends, bar progress."""
