@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_learnability.py                   # every candidate family, N = 0 120 240 480
     .venv/bin/python bench/bench_learnability.py --families gcd lcm --budgets 0 120 480
     .venv/bin/python bench/bench_learnability.py --table           # print the kept results, run nothing
+    .venv/bin/python bench/bench_learnability.py --batch second --families number_filtering ...  # a batch of its own
 
 STAT helps where a student lacks a skill it *can* learn from a few hundred targeted
 examples; it wastes its budget on skills that cannot be learnt at that budget. This
@@ -18,7 +19,11 @@ Each family is then classed by its curve (`classify`): learnt quickly, learnable
 budget, slow, or not learnable at this budget. Every (family, N) result is kept as it
 finishes in bench/results/learnability/ with date, commit, CPU and precision, and reused
 on the next run (same settings), so the bench can be stopped and resumed across sessions.
-The learning-curve figure goes to docs/figures/learnability.png (matplotlib, `bench` extra).
+A later batch of candidates (`--batch NAME`) has its own warm-up mix and is kept in
+bench/results/learnability/NAME/, so the first batch's results stay valid; a batch carries
+anchor families of the first one to show the two warm-ups give the same curves.
+The learning-curve figure goes to docs/figures/learnability.png (a later batch's to
+learnability-NAME.png; matplotlib, `bench` extra).
 """
 
 from __future__ import annotations
@@ -41,7 +46,12 @@ from sgi.skills.tasks.gym import FAMILY_SPECS, GymTask, trivial_baseline
 
 OUT = RESULTS / "learnability"
 FIGURE = Path(__file__).parents[1] / "docs" / "figures" / "learnability.png"
-CANDIDATES = [f for f in FAMILY_SPECS]
+# The first batch (2026-12-01): every candidate of then; later candidates come in batches.
+FIRST_BATCH = ["add_sub", "chain_sum", "products", "mixed_ops", "gcd", "lcm", "fraction_simplification",
+               "simple_equations", "decimal_add", "count_bits", "prime_factorization", "leg_counting",
+               "base_conversion", "number_sequence", "leap_year", "weekday", "word_reversal", "letter_counting",
+               "spell_backward"]
+CANDIDATES = list(FAMILY_SPECS)
 # Classes by the curve (accuracy in [0, 1], f = the family's trivial floor: always its most
 # common test answer); the thresholds are the bench's rule. Gains to the floor are guessing.
 QUICK_SHARE = 2 / 3  # learnt quickly: this share of the N_max gain already at the smallest N > 0 ...
@@ -87,16 +97,21 @@ def training_examples(pool: list[Item], n: int) -> list[tuple[str, str]]:
 
 
 def settings_key(args: argparse.Namespace, cfg: RunConfig, families: list[str]) -> str:
-    """A digest of what every result depends on: a result kept under another key is not reused."""
+    """A digest of what every result depends on: a result kept under another key is not reused.
+
+    The rounds' `train.steps` is left out: every fine-tune here sets its own (N / batch).
+    """
+    train = {k: v for k, v in build.train_args(cfg).items() if k != "steps"}
     what = {"families": sorted(families), "n_max": max(args.budgets), "test": args.test, "warm_each": args.warm_each,
-            "warm_steps": args.warm_steps, "seed": args.seed, "train": build.train_args(cfg),
+            "warm_steps": args.warm_steps, "seed": args.seed, "train": train,
             "student": {k: v for k, v in build.student_args(cfg, "").items() if k not in ("model_path", "threads")}}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--families", nargs="+", default=CANDIDATES, choices=CANDIDATES)
+    ap.add_argument("--families", nargs="+", default=FIRST_BATCH, choices=CANDIDATES)
+    ap.add_argument("--batch", default="", help="keep results in results/learnability/BATCH/ (a later batch)")
     ap.add_argument("--budgets", type=int, nargs="+", default=[0, 120, 240, 480])
     ap.add_argument("--test", type=int, default=100, help="held-out items per family")
     ap.add_argument("--warm-each", type=int, default=16, help="format warm-up examples per family")
@@ -113,19 +128,19 @@ def main() -> None:
     by_split: dict[tuple[str, str], list[Item]] = {}
     for item in items:
         by_split.setdefault((item.family, item.split), []).append(item)
-    results = {(f, n): r for f in args.families for n in args.budgets if (r := _kept(f, n, key, args.seed))}
+    results = {(f, n): r for f in args.families for n in args.budgets
+               if (r := _kept(_path(args.batch, f, n, args.seed), key))}
     if not args.table and len(results) < len(args.families) * len(args.budgets):
         _measure(console, cfg, args, key, by_split, results)
     floors = trivial_baseline(i for i in items if i.split == "test")
     report(console, args, results, floors)
 
 
-def _path(family: str, n: int, seed: int) -> Path:
-    return OUT / f"{family}-n{n}-s{seed}.json"
+def _path(batch: str, family: str, n: int, seed: int) -> Path:
+    return OUT / batch / f"{family}-n{n}-s{seed}.json"
 
 
-def _kept(family: str, n: int, key: str, seed: int) -> dict | None:
-    path = _path(family, n, seed)
+def _kept(path: Path, key: str) -> dict | None:
     if path.is_file() and (kept := json.loads(path.read_text())).get("settings") == key:
         return kept
     return None
@@ -173,7 +188,7 @@ def _measure(console, cfg: RunConfig, args, key: str, by_split, results: dict) -
                 metrics = fine_tune(warm / "merged", examples, out, **{**train, "steps": max(1, n // batch)})
                 model, steps, seconds = out / "merged", metrics["steps"], metrics["seconds"]
             acc, sample = accuracy(model, family)
-            results[(family, n)] = keep(_path(family, n, args.seed), {
+            results[(family, n)] = keep(_path(args.batch, family, n, args.seed), {
                 "family": family, "n": n, "seed": args.seed, "settings": key, "accuracy": acc,
                 "test_items": len(by_split[(family, "test")]), "distinct": min(n, len(by_split[(family, "pool")])),
                 "steps": steps, "train_seconds": seconds,
@@ -211,10 +226,10 @@ def report(console, args, results: dict, floors: dict[str, float]) -> None:
                       classify(curve, floors.get(family, 0.0)) if len(curve) == len(args.budgets) else "(partial)")
     console.print(table)
     if curves:
-        _figure(curves, floors)
+        _figure(curves, floors, FIGURE.with_name(f"learnability-{args.batch}.png") if args.batch else FIGURE)
 
 
-def _figure(curves: dict[str, dict[int, float]], floors: dict[str, float]) -> None:
+def _figure(curves: dict[str, dict[int, float]], floors: dict[str, float], path: Path) -> None:
     try:
         import matplotlib
 
@@ -239,9 +254,9 @@ def _figure(curves: dict[str, dict[int, float]], floors: dict[str, float]) -> No
     axes[0].set_ylim(0, 1)
     fig.suptitle("SmolLM2-135M after a format warm-up: accuracy by examples of one family (bench/bench_learnability.py)")
     fig.tight_layout()
-    FIGURE.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(FIGURE, dpi=90)
-    print(f"figure: {FIGURE}", file=sys.stderr)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    print(f"figure: {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ class Section(BaseModel):
 class GymTaskConfig(Section):
     """The embedded default: reasoning-gym generators with a skewed training pool."""
 
-    preset: Literal["learnable", "hard"] = Field(
+    preset: Literal["learnable", "frontier", "hard"] = Field(
         "learnable", description="the families and pool sizes (skills/tasks/gym.py: PRESETS): 'learnable' = common "
                                  "families the warm-up saturates, rare ones the student can learn, one it cannot; "
+                                 "'frontier' = the same with four rare learnable families; "
                                  "'hard' = the default before 2026-12, whose rare families it cannot learn")
     families: dict[str, int] | None = Field(None, description="family -> pool size; None = the preset's")
     probe_per_family: int = Field(40, ge=1)

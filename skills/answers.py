@@ -38,5 +38,11 @@ def extract_number(output: str) -> str:
 
 
 def extract_answer(output: str, kind: str = "text") -> str:
-    """`kind` is "number" for numeric tasks, anything else for free text."""
-    return extract_number(output) if kind == "number" else answer_line(output)
+    """`kind` is "number" for numeric tasks, "sentence" for a whole sentence (its closing
+    period is part of the answer), anything else for free text."""
+    if kind == "number":
+        return extract_number(output)
+    if kind == "sentence":
+        text = output.strip()
+        return text.splitlines()[0].strip() if text else ""
+    return answer_line(output)

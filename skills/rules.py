@@ -59,6 +59,10 @@ FAMILY_SKILLS: dict[str, str] = {
     "prime-factorization": "Factor a number into primes",
     "leg-counting": "Add up the legs of a few animals",
     "base-conversion": "Convert a number between bases 2 to 10",
+    "family-relationships": "Name how two people of a short family story are related",
+    "sentence-reordering": "Put the shuffled words of a short sentence back in order",
+    "number-filtering": "Keep the numbers of a list above or below a bound",
+    "count-primes": "Count the primes in a range",
 }
 
 _TOKEN = re.compile(r"\s*(\d+|[a-z]|[-+*/()=])")
@@ -470,6 +474,9 @@ _SOLVERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "base_conversion": lambda m: _in_base(int(m["source_repr"], m["source_base"]), m["target_base"]),
     "calendar_arithmetic": _calendar,
     "word_sequence_reversal": lambda m: ", ".join(reversed(m["words"])),
+    "family_relationships": lambda m: m["relationship"],  # the generator's story is built from it
+    "count_primes": lambda m: str(sum(all(n % d for d in range(2, int(n ** 0.5) + 1))
+                                      for n in range(max(2, m["start"]), m["end"] + 1))),
 }
 
 

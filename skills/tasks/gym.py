@@ -70,6 +70,15 @@ FAMILY_SPECS: dict[str, FamilySpec] = {
     "leap_year": FamilySpec("calendar_arithmetic", {"tasks": ["is_leap_year"]}, "text"),
     "weekday": FamilySpec("calendar_arithmetic", {"tasks": ["weekday_of_date"]}, "text"),
     "word_reversal": FamilySpec("word_sequence_reversal", {"min_words": 3, "max_words": 4}, "text"),
+    # Second batch of candidates (docs/benchmarks.md): copy-with-a-rule and short reasoning.
+    "number_filtering": FamilySpec(
+        "number_filtering",
+        {"min_numbers": 3, "max_numbers": 4, "min_decimals": 0, "max_decimals": 0, "min_value": 1, "max_value": 99},
+        "text"),
+    "family_relationships": FamilySpec("family_relationships", {"min_family_size": 3, "max_family_size": 4}, "text"),
+    "sentence_reordering": FamilySpec(
+        "sentence_reordering", {"min_words_in_sentence": 3, "max_words_in_sentence": 6}, "sentence"),
+    "count_primes": FamilySpec("count_primes", {"min_n": 1, "max_n": 50}),
     # General abilities outside the target skills: they detect forgetting.
     "letter_counting": FamilySpec("letter_counting", {"min_words": 3, "max_words": 6}),
     "spell_backward": FamilySpec("spell_backward", {"min_word_len": 3, "max_word_len": 6}, "text"),
@@ -101,6 +110,19 @@ PRESETS: dict[str, Preset] = {
                "word_reversal": "rare learnable", "decimal_add": "rare learnable",
                "fraction_simplification": "rare learnable", "lcm": "rare slow", "weekday": "not learnable"},
         about="common families learnt quickly, rare learnable ones, a slow one and one not learnable at this budget",
+    ),
+    # Built from the second batch of the same measurement: two more families the student
+    # learns from a few hundred examples (family relationships, sentence reordering) join the
+    # rare learnable ones, so four of the eight test families are what targeting can fix;
+    # fractions and lcm (late and slow learners) leave; weekday stays as the family it cannot learn.
+    "frontier": Preset(
+        families={"add_sub": 400, "products": 400, "number_sequence": 300, "word_reversal": 80,
+                  "family_relationships": 80, "sentence_reordering": 80, "decimal_add": 80, "weekday": 80},
+        general=GENERAL,
+        roles={"add_sub": "common", "products": "common", "number_sequence": "common",
+               "word_reversal": "rare learnable", "family_relationships": "rare learnable",
+               "sentence_reordering": "rare learnable", "decimal_add": "rare learnable", "weekday": "not learnable"},
+        about="common families learnt quickly, four rare learnable ones and one not learnable at this budget",
     ),
     # The default before 2026-12, kept so the regime where targeting cannot win stays
     # reproducible: the rare families are the hard ones (lcm, fractions, equations), which
