@@ -21,6 +21,7 @@ Ctrl-C (or SIGTERM) stops after the current batch, which is saved; a second Ctrl
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
 import time
@@ -37,11 +38,12 @@ from sgi.orchestrator import registry
 from sgi.orchestrator.config import ConfigError, load_config
 from sgi.orchestrator.jobs import DEFAULT_ADDRESS, JobError
 from sgi.orchestrator.progress import Reporter, StopRequested
-from sgi.orchestrator.rows import ComposeSummary, ProfileRow, RoundSummary, TeacherUsage
+from sgi.orchestrator.rows import ComposeSummary, MetricsRow, ProfileRow, RoundSummary, TeacherUsage
 from sgi.orchestrator.rundir import ensure_free, parse_stage
 from sgi.orchestrator.store import Store
 from sgi.orchestrator.terminal import as_markup, as_text
 from sgi.skills.interfaces import TeacherOutputError, TeacherRefused
+from sgi.skills.routing import REFERENCES, ROUTERS
 from sgi.skills.runs import STORE_FILE, StoreError, round_cell
 from sgi.skills.tasks.files import TaskDataError
 from sgi.workers.actors import EngineDied
@@ -71,7 +73,26 @@ def run(config: ConfigArg = None, set_: SetOpt = [], quiet: QuietOpt = False, pr
     """The whole STAT loop: profile the student, build each round's training set with the
     configured strategy, train from the current checkpoint, evaluate per skill. On an
     existing run directory it continues where the run stopped."""
-    _run_loop(load_config(config, set_), quiet, progress, force_from)
+    cfg = load_config(config, set_)
+    _run_loop(cfg, quiet, progress, force_from)
+    if not quiet:
+        _next_steps(cfg, config, set_)
+
+
+def _next_steps(cfg: Any, config: Path | None, sets: list[str]) -> None:
+    """What a newcomer looks at next: the report of this run, and the plain-SFT baseline on the
+    same settings and budget beside it (the only way to tell whether the targeting helped)."""
+    report = f"sgi report {shlex.quote(str(cfg.run_dir))}"
+    console.print("\nnext:", highlight=False)
+    console.print(f"  {as_markup(report)}    # the skill-gap report (HTML, opens from disk)", highlight=False)
+    if cfg.loop.strategy != "uniform":
+        baseline = cfg.run_dir.with_name(f"{cfg.name}-uniform")
+        args = [*([str(config)] if config else []),
+                *[a for s in [*sets, "loop.strategy=uniform", f"name={baseline.name}"] for a in ("--set", s)]]
+        command = (f"sgi run {' '.join(shlex.quote(a) for a in args)} && "
+                   f"sgi compare {shlex.quote(str(baseline))} {shlex.quote(str(cfg.run_dir))}")
+        console.print(f"  {as_markup(command)}\n    # plain SFT on the same budget, then both side by side",
+                      highlight=False)
 
 
 @app.command()
@@ -101,7 +122,10 @@ def _run_loop(cfg: Any, quiet: bool, progress: str, force_from: str | None) -> N
                   f"{cfg.loop.rounds} rounds, {cfg.train.steps} steps x {cfg.train.batch_size} per round)")
     with stop_on_signals(reporter, cfg.run_dir):
         rows = loop.run(cfg, reporter, parse_stage(force_from) if force_from else None)
-    console.print(summary_table(rows, title=f"per round ({as_markup(cfg.run_dir / STORE_FILE)})"))
+    console.print(summary_table(rows.summary, title=f"per round ({as_markup(cfg.run_dir / STORE_FILE)})"))
+    if rows.composed.summary:
+        console.print(compose_table(rows.composed.summary, title="System 1 + System 2 on the test split"))
+        console.print(metrics_table(rows.composed.metrics))
 
 
 def _reporter(quiet: bool, progress: str) -> Reporter:
@@ -160,9 +184,10 @@ def compose(
     cfg = load_config(None, [f"runs_dir={run_dir.parent}", f"name={run_dir.name}", *set_], stored=info[1])
     reporter = _reporter(quiet, progress)
     with stop_on_signals(reporter, cfg.run_dir):
-        rows = loop.compose(cfg, reporter, rounds)
+        composed = loop.compose(cfg, reporter, rounds)
     title = f"System 1 + System 2 on the test split ({as_markup(run_dir / STORE_FILE)})"
-    console.print(compose_table(rows, title=title))
+    console.print(compose_table(composed.summary, title=title))
+    console.print(metrics_table(composed.metrics))
 
 
 def compose_table(rows: list[ComposeSummary], title: str) -> Table:
@@ -180,6 +205,23 @@ def compose_table(rows: list[ComposeSummary], title: str) -> Table:
                       f"{r.escalation:.0%}", f"{1000 * r.system1_seconds:.0f}", f"{1000 * r.system2_seconds:.0f}",
                       f"{1000 * r.composed_seconds:.0f}")
     return table
+
+
+def metrics_table(rows: list[MetricsRow], split: str = "test") -> Table:
+    """RouteLLM's measures per round and router on `split`, the random and oracle references last."""
+    table = Table(title=f"Routers as RouteLLM measures them ({split} split): the gap between System 1 and "
+                        f"System 2 recovered")
+    for col in ("round", "router", "APGR", "CPT(50%)", "CPT(80%)", "CPT(95%)"):
+        table.add_column(col, justify="left" if col == "router" else "right", no_wrap=col == "router")
+    order = {name: i for i, name in enumerate((*ROUTERS, "token", *REFERENCES))}
+    for r in sorted((r for r in rows if r.split == split), key=lambda r: (r.round, order.get(r.router, 99))):
+        label = {"random": "random (reference)", "oracle": "oracle (reference)"}.get(r.router, r.router)
+        table.add_row(round_cell(r.round), label, _pct(r.apgr), *(_share(x) for x in (r.cpt50, r.cpt80, r.cpt95)))
+    return table
+
+
+def _share(value: float | None) -> str:
+    return f"{value:.0%}" if value is not None else "-"
 
 
 @app.command()
@@ -386,6 +428,7 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. r
         composed = store.compose_summary()
         if composed:
             console.print(compose_table(composed, title="System 1 + System 2 on the test split"))
+            console.print(metrics_table(store.compose_metrics()))
         rounds = store.rounds()
         if rounds:
             console.print(msp_table(store.profile(rounds[-1]), title=f"Missing-Skill-Profile, round {rounds[-1]}"))

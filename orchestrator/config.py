@@ -274,13 +274,16 @@ class TokenCollabConfig(Section):
 
 
 class ComposeConfig(Section):
-    """System 1 (the student) composed with a System-2 solver; measured after each evaluation."""
+    """System 1 (the student) composed with a System-2 solver; measured after evaluations."""
 
-    enabled: bool = Field(True, description="run the compose stage after the warm-up and each round")
+    enabled: bool = Field(True, description="run the compose stage (after the warm-up and the last round)")
+    every_round: bool = Field(False, description="compose after every round, not only the warm-up and the last "
+                                                 "(`sgi compose RUN --round R` composes any finished round later)")
     system2: Literal["program", "self-consistency", "teacher", "oracle"] = Field(
         "program", description="oracle = the task's reference answers: a ceiling, never a real solver")
-    routers: list[Literal["confidence", "skill", "skill+confidence"]] = Field(
-        default_factory=lambda: ["confidence", "skill", "skill+confidence"], min_length=1)
+    routers: list[Literal["confidence", "skill", "skill+confidence", "learned"]] = Field(
+        default_factory=lambda: ["confidence", "skill", "skill+confidence", "learned"], min_length=1,
+        description="'learned': a logistic regression over all the others' signals, fitted on probe")
     feature: Literal["min_prob", "mean_prob", "margin"] = Field(
         "min_prob", description="System 1's confidence feature for the confidence routers")
     target: float = Field(0.95, gt=0, le=1, description="share of System 2's probe accuracy the threshold must reach")

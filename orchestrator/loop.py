@@ -18,14 +18,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sgi.orchestrator import build, registry, rundir, stages
 from sgi.orchestrator.answers import AnswerCache
 from sgi.orchestrator.config import ConfigError, RunConfig, dump_config, load_config
 from sgi.orchestrator.engines import Engines
 from sgi.orchestrator.progress import Reporter
-from sgi.orchestrator.rows import ComposeSummary, ProfileRow, RoundSummary
+from sgi.orchestrator.rows import ComposeSummary, MetricsRow, ProfileRow, RoundSummary
 from sgi.orchestrator.store import Store
 from sgi.orchestrator.terminal import as_markup
 from sgi.skills.runs import SETUP_ROUND, STORE_FILE, StoreError, round_label
@@ -34,8 +34,8 @@ from sgi.workers.teachers import make_teacher
 
 
 
-def run(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None = None) -> list[RoundSummary]:
-    """The whole loop; returns the per-round summary."""
+def run(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None = None) -> Finished:
+    """The whole loop; returns the per-round summary and what was composed."""
     with Session(cfg, reporter, force_from) as s:
         model = setup(s)
         s.stage(SETUP_ROUND, "evaluate", stages.evaluate, SETUP_ROUND, *s.student_and_answers(model))  # the start
@@ -45,17 +45,32 @@ def run(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None =
             s.stage(r, "select", stages.build_train_set, r, s.engines.embedder())  # 2. STAT-Sel / Syn / baseline
             model = s.train(r, model)  # 3. fine-tune from the current checkpoint
             s.stage(r, "evaluate", stages.evaluate, r, *s.student_and_answers(model))  # 4. per-skill held-out eval
-            compose_round(s, r, model)  # 5. System 1 + System 2, routed per item
-        return s.ctx.store.round_summary()  # 6. all of it is in DuckDB
+            if cfg.compose.every_round or r == cfg.loop.rounds - 1:
+                compose_round(s, r, model)  # 5. System 1 + System 2, routed per item
+        return Finished(s.ctx.store.round_summary(), composed(s.ctx.store))  # 6. all of it is in DuckDB
 
 
-def compose(cfg: RunConfig, reporter: Reporter, rounds: list[int]) -> list[ComposeSummary]:
+class Composed(NamedTuple):
+    summary: list[ComposeSummary]  # per round and router: each system alone and composed (test split)
+    metrics: list[MetricsRow]  # RouteLLM's measures per round, router and split
+
+
+class Finished(NamedTuple):
+    summary: list[RoundSummary]  # per round: held-out accuracy, weakest third, general, training size
+    composed: Composed
+
+
+def composed(store: Store) -> Composed:
+    return Composed(store.compose_summary(), store.compose_metrics())
+
+
+def compose(cfg: RunConfig, reporter: Reporter, rounds: list[int]) -> Composed:
     """`sgi compose`: (re)compose finished rounds of a run under the current compose settings."""
     with Session(cfg, reporter) as s:
         s.ctx.store.reset_stages([(r, "compose") for r in rounds])
         for r in rounds:
             compose_round(s, r, s.checkpoint(r), force=True)
-        return s.ctx.store.compose_summary()
+        return composed(s.ctx.store)
 
 
 def profile(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None = None) -> list[ProfileRow]:

@@ -24,8 +24,9 @@ class Stage:
     fields: tuple[str, ...] = ()
 
 
-_EVALUATE_RESETS = ("DELETE FROM evals WHERE round = ?",)
+_EVALUATE_RESETS = ("DELETE FROM evals WHERE round = ?", "DELETE FROM eval_signals WHERE round = ?")
 _COMPOSE_RESETS = ("DELETE FROM routes WHERE round = ?", "DELETE FROM compose_curve WHERE round = ?",
+                   "DELETE FROM compose_metrics WHERE round = ?",
                    "DELETE FROM solutions WHERE round = ? AND solver = 'system1'",
                    # the larger model's answers alone (threshold inf) stay: they do not depend on the student
                    "DELETE FROM token_solutions WHERE round = ? AND threshold <> 'inf'::DOUBLE")
@@ -33,7 +34,7 @@ _COMPOSE_RESETS = ("DELETE FROM routes WHERE round = ?", "DELETE FROM compose_cu
 SETUP_STAGES: tuple[Stage, ...] = (
     Stage("task", tuple(f"DELETE FROM {t}" for t in (
         "items", "skills", "item_skills", "attempts", "difficulty", "diagnoses", "train_sets", "synthesized",
-        "evals", "checkpoints")), fields=("seed", "task")),
+        "evals", "eval_signals", "checkpoints")), fields=("seed", "task")),
     Stage("label", ("DELETE FROM item_skills", "DELETE FROM skills"), fields=("teacher",)),
     # the warm-up trains with train.bf16 too
     Stage("warmup", fields=("warmup", "student.model", "train.bf16")),

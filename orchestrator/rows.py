@@ -95,6 +95,33 @@ class ComposeRow(NamedTuple):
     s2_tokens: int
 
 
+class SignalRow(NamedTuple):
+    """What the learned router reads of one System-1 answer."""
+
+    item_id: str
+    split: str
+    min_prob: float | None
+    mean_prob: float | None
+    margin: float | None
+    n_tokens: int
+    question_chars: int
+    skills: list[str]
+
+
+class MetricsRow(NamedTuple):
+    """RouteLLM's measures of one router (or reference) on one split of a round."""
+
+    round: int
+    router: str
+    split: str
+    system1_accuracy: float
+    system2_accuracy: float
+    apgr: float | None
+    cpt50: float | None
+    cpt80: float | None
+    cpt95: float | None
+
+
 class ComposeSummary(NamedTuple):
     round: int
     router: str

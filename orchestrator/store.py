@@ -18,8 +18,9 @@ import duckdb
 import pyarrow as pa
 
 from sgi.orchestrator import registry
-from sgi.orchestrator.rows import (AttemptRow, ComposeRow, ComposeSummary, CurvePoint, LedgerRow, ProfileRow,
-                                   RoundSummary, SkillEval, SynthesizedRow, TeacherUsage, TokenRow, TrainRow)
+from sgi.orchestrator.rows import (AttemptRow, ComposeRow, ComposeSummary, CurvePoint, LedgerRow, MetricsRow,
+                                   ProfileRow, RoundSummary, SignalRow, SkillEval, SynthesizedRow, TeacherUsage,
+                                   TokenRow, TrainRow)
 from sgi.skills.learnability import SkillState
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 from sgi.skills.runs import (MIGRATIONS, SCHEMA_VERSION, SETUP_ROUND, SNAPSHOT_FILE, StoreError, copy_database,
@@ -258,7 +259,11 @@ class Store:
             ),
         )
 
-    def add_evals(self, round_: int, attempts: Sequence[ScoredAttempt]) -> int:
+    def add_evals(self, round_: int, attempts: Sequence[ScoredAttempt], seconds: float | None = None) -> int:
+        """The held-out answers; with `seconds` (per item) also what System 1 needs to reuse them."""
+        if seconds is not None:
+            self._insert("eval_signals", "round, item_id, margin, seconds",
+                         ((round_, a.generation.item_id, a.generation.margin, seconds) for a in attempts))
         return self._insert(
             "evals",
             "round, item_id, output, extracted, correct, n_tokens, mean_prob, min_prob",
@@ -268,6 +273,15 @@ class Store:
                 for a in attempts
             ),
         )
+
+    def reuse_eval_answers(self, round_: int, item_ids: Sequence[str]) -> int:
+        """Round `round_`'s evaluation answers to `item_ids` as its System-1 solutions (the same
+        student, prompts and settings); returns how many were taken."""
+        with self._transaction():
+            before = self.db.execute("SELECT count(*) FROM solutions").fetchall()[0][0]
+            self.db.execute(QUERIES["reuse_eval_answers"], [round_, list(item_ids)])
+            after = self.db.execute("SELECT count(*) FROM solutions").fetchall()[0][0]
+        return after - before
 
     def add_solutions(self, round_: int, solver: str, rows: Sequence[tuple]) -> int:
         """rows: (item_id, output, extracted, correct, n_tokens, seconds, mean_prob, min_prob, margin)."""
@@ -291,6 +305,11 @@ class Store:
         """rows: (router, split, threshold, escalation, accuracy, seconds, chosen)."""
         return self._insert("compose_curve", "round, router, split, threshold, escalation, accuracy, seconds, chosen",
                             ((round_, *r) for r in rows))
+
+    def add_compose_metrics(self, round_: int, rows: Sequence[tuple]) -> int:
+        """rows: (router, split, system1_accuracy, system2_accuracy, apgr, cpt50, cpt80, cpt95)."""
+        return self._insert("compose_metrics", "round, router, split, system1_accuracy, system2_accuracy, apgr, "
+                            "cpt50, cpt80, cpt95", ((round_, *r) for r in rows))
 
     def add_checkpoint(self, round_: int, path: str, base: str, metrics: dict[str, Any]) -> int:
         return self._insert(
@@ -405,6 +424,13 @@ class Store:
     def compose_rows(self, round_: int, s2_round: int, system2: str, feature: str) -> list[ComposeRow]:
         """The items both systems answered, with System 1's confidence `feature`."""
         return [ComposeRow(*r) for r in self._query("compose_rows", [round_, s2_round, system2, feature])]
+
+    def router_signals(self, round_: int) -> list[SignalRow]:
+        """Round `round_`'s System-1 answers with what the learned router reads of each."""
+        return [SignalRow(*r) for r in self._query("router_signals", [round_])]
+
+    def compose_metrics(self) -> list[MetricsRow]:
+        return [MetricsRow(*r) for r in self._query("compose_metrics")]
 
     def compose_summary(self) -> list[ComposeSummary]:
         """Per round and router on the test split: each system alone and composed."""

@@ -89,6 +89,9 @@ class RunData:
     def compose_summary(self) -> list[dict[str, Any]]:
         return self._rows("compose_summary")
 
+    def compose_metrics(self) -> list[dict[str, Any]]:
+        return self._rows("compose_metrics")
+
     def compose_curve(self) -> list[dict[str, Any]]:
         return self._rows("test_curve")
 

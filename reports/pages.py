@@ -19,10 +19,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from sgi.reports import plots
 from sgi.reports.data import LISTINGS, PAGE_SIZE, RunData, page_count
 from sgi.reports.source import snapshot
+from sgi.skills import routing
 from sgi.skills.runs import round_label
 from sgi.skills.solvers import system2_label
 
-ROUTERS = ("confidence", "skill", "skill+confidence", "token")
+ROUTERS = (*routing.ROUTERS, "token")
 
 
 class NotFound(LookupError):
@@ -118,12 +119,17 @@ class Site:
         tokens = data.teacher_tokens()
         curve = data.compose_curve()
         routers = [r for r in ROUTERS if any(p["router"] == r for p in curve)]
+        compose = data.compose_summary()
+        order = {name: i for i, name in enumerate((*ROUTERS, *routing.REFERENCES))}
+        metrics = sorted((m for m in data.compose_metrics() if m["split"] == "test"),
+                         key=lambda m: (m["round"], order.get(m["router"], len(order))))
         return {
             "counts": data.counts(), "summary": summary, "ledger": ledger, "tokens": tokens,
-            "compose": data.compose_summary(),
+            "compose": compose, "metrics": metrics,
             "accuracy_plot": plots.accuracy_per_round(summary) if summary else None,
             "cost_plot": plots.stage_costs(ledger, tokens) if ledger else None,
             "tradeoff_plots": [plots.tradeoff(curve, r) for r in routers],
+            "specialization_plot": plots.specialization(compose) if compose else None,
         }
 
     def _skill_map(self, data: RunData) -> dict[str, Any]:

@@ -87,6 +87,21 @@ def tradeoff(curve: list[dict[str, Any]], router: str) -> str:
     return _json(fig)
 
 
+def specialization(summary: list[dict[str, Any]]) -> str:
+    """sgi's specialization curve: the share each router escalates at the probe-chosen
+    threshold, round by round (it falls as the student learns what System 2 was doing)."""
+    fig = Figure(dict(title="Escalated to System 2 at the target, by round (test split)",
+                      yaxis=dict(title="escalated", range=[0, 1], tickformat=".0%")))
+    by_router: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in summary:
+        by_router[row["router"]].append(row)
+    for router, rows in by_router.items():
+        rows = sorted(rows, key=lambda r: r["round"])
+        fig.add("scatter", x=[round_label(r["round"]) for r in rows], y=[r["escalation"] for r in rows],
+                mode="lines+markers", name=router)
+    return _json(fig)
+
+
 def heatmap(rows: list[dict[str, Any]], value: str, title: str, skills: list[str]) -> str:
     """Skills (rows, in `skills` order) x rounds (columns) of `value`."""
     rounds = sorted({r["round"] for r in rows})

@@ -13,8 +13,17 @@ A fourth, `token` (FS-GEN's token-level collaboration, `workers.collab`), routes
 token rather than each item: the larger model chooses the tokens where the student's top-1
 probability is below t, and its escalation is the mean share of an answer's tokens it chose.
 
+A fifth, `learned` (`skills.learned_router`), is a logistic regression over all of those
+signals at once, fitted on the probe split.
+
 The threshold is chosen on the probe split (the lowest escalation that reaches the
 target share of System 2's accuracy) and only then applied to the test split.
+
+Routers are measured as RouteLLM (Ong et al. 2024) measures them (`gap_metrics`): PGR, the
+share of the gap between System 1 and System 2 a composition recovers; APGR, its average
+over escalation rates 0..1; CPT(x), the escalation needed to recover x of the gap. Two
+references come from the same answers: `random` (PGR = escalation, APGR 0.5) and `oracle`
+(escalates exactly the items System 1 gets wrong and System 2 gets right).
 """
 
 from __future__ import annotations
@@ -22,8 +31,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-ROUTERS = ("confidence", "skill", "skill+confidence")
+ROUTERS = ("confidence", "skill", "skill+confidence", "learned")
+REFERENCES = ("random", "oracle")  # measured beside the routers, never used to answer
 FEATURES = ("min_prob", "mean_prob", "margin")
+CPT_SHARES = (0.5, 0.8, 0.95)
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class Routed:
     skill_accuracy: float  # probe accuracy of the item's weakest labelled skill (1.0 if unknown)
     s1_seconds: float
     s2_seconds: float
+    learned: float = 1.0  # the learned router's estimate (out of fold on probe), 1.0 until fitted
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,10 @@ def score(router: str, row: Routed) -> float:
         return row.skill_accuracy
     if router == "skill+confidence":
         return row.confidence * row.skill_accuracy
+    if router == "learned":
+        return row.learned
+    if router == "oracle":  # what it would escalate: only the items System 2 fixes, never one it breaks
+        return 0.5 if row.s1_correct == row.s2_correct else float(row.s1_correct)
     raise ValueError(f"router {router!r} is not one of {ROUTERS}")
 
 
@@ -143,3 +159,57 @@ def token_outcome(threshold: float, rows: Sequence[TokenRouted]) -> Outcome:
     n = len(rows)
     return Outcome(threshold, sum(r.large_share for r in rows) / n, sum(r.correct for r in rows) / n,
                    sum(r.seconds for r in rows) / n)
+
+
+@dataclass(frozen=True)
+class GapMetrics:
+    """RouteLLM's measures of one router on one split; None where System 2 is no better than
+    System 1 (there is no gap to recover)."""
+
+    router: str
+    system1_accuracy: float
+    system2_accuracy: float
+    apgr: float | None  # PGR averaged over escalation rates 0..1 (random: 0.5)
+    cpt: dict[float, float | None]  # share of the gap -> escalation needed to recover it (random: the share)
+
+
+def pgr(accuracy: float, s1: float, s2: float) -> float | None:
+    """Performance gap recovered: 0 at System 1's accuracy, 1 at System 2's."""
+    return (accuracy - s1) / (s2 - s1) if s2 > s1 else None
+
+
+def full_curve(router: str, rows: Sequence[Routed]) -> list[tuple[float, float]]:
+    """(escalation, accuracy) at every threshold that changes a decision, from escalating
+    nothing to everything; tied scores move together (their average over tie orders lies
+    on the straight line between the two points, which is how the curve is read)."""
+    if router == "random":  # the expectation over random orders: a straight line
+        s1, s2 = _accuracies(rows)
+        return [(0.0, s1), (1.0, s2)]
+    points = {o.escalation: o.accuracy for o in curve(router, rows, thresholds(router, rows))}
+    return sorted(points.items())  # thresholds escalating the same items give one point
+
+
+def gap_metrics(router: str, rows: Sequence[Routed], shares: Sequence[float] = CPT_SHARES) -> GapMetrics:
+    """APGR (trapezoids over escalation 0..1) and CPT(x) (the first crossing of
+    s1 + x (s2 - s1), read between curve points as RouteLLM reads it) of `router` on `rows`."""
+    s1, s2 = _accuracies(rows)
+    if s2 <= s1 or not rows:
+        return GapMetrics(router, s1, s2, None, dict.fromkeys(shares))
+    points = full_curve(router, rows)
+    area = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(points, points[1:]))
+    return GapMetrics(router, s1, s2, (area - s1) / (s2 - s1), {x: _crossing(points, s1 + x * (s2 - s1))
+                                                               for x in shares})
+
+
+def _crossing(points: Sequence[tuple[float, float]], accuracy: float) -> float | None:
+    if points[0][1] >= accuracy - 1e-12:
+        return points[0][0]
+    for (e0, a0), (e1, a1) in zip(points, points[1:]):
+        if a1 >= accuracy - 1e-12:
+            return e0 + (e1 - e0) * (accuracy - a0) / (a1 - a0)
+    return None
+
+
+def _accuracies(rows: Sequence[Routed]) -> tuple[float, float]:
+    n = len(rows) or 1
+    return sum(r.s1_correct for r in rows) / n, sum(r.s2_correct for r in rows) / n

@@ -11,14 +11,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sgi.orchestrator.answers import AnswerCache
-from sgi.orchestrator.rows import ComposeRow
+from sgi.orchestrator.answers import AnswerCache, System2Cache
+from sgi.orchestrator.rows import ComposeRow, SignalRow
 from sgi.orchestrator.stages.answering import answer_items, student_prompts
 from sgi.orchestrator.stages.context import Context, batches
 from sgi.skills import routing
-from sgi.skills.records import Item
+from sgi.skills.learned_router import Signals, fit_scores
+from sgi.skills.records import Item, Solved
 from sgi.skills.runs import SETUP_ROUND, StoreError, round_label
-from sgi.skills.solvers import system2_label
+from sgi.skills.solvers import load_program_shots, system2_label
+from sgi.workers.models import cache_root
 
 
 def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int, collab: Any = None,
@@ -29,6 +31,7 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
     `TokenCollaboration`) the token router too. Resumable per batch."""
     cfg = ctx.cfg.compose
     items = compose_items(ctx, "probe") + compose_items(ctx, "test")
+    reused = ctx.store.reuse_eval_answers(round_, [i.item_id for i in items if i.split == "test"])
     done = ctx.store.solved_ids(round_, "system1")
     answer_items(ctx, f"{round_label(round_, 'warm-up student')}: System 1 (student)", items, done, system1, 0,
                  lambda scored, seconds: ctx.store.add_solutions(round_, "system1", [
@@ -36,18 +39,21 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
                       seconds, a.generation.mean_prob, a.generation.min_prob, a.generation.margin)
                      for a in scored]), answers)
     key = system2_key(ctx.cfg)
-    _solve_system2(ctx, items, system2, key, s2_round)
+    cache = System2Cache(cache_root(), key) if cfg.system2 in CACHED_SOLVERS else None
+    s2_paid = _solve_system2(ctx, items, system2, key, s2_round, cache)
     rows = ctx.store.compose_rows(round_, s2_round, key, cfg.feature)
+    learned = learned_scores(rows, ctx.store.router_signals(round_), ctx.cfg.seed)
     by_split = defaultdict(list)
     tokens = {}
     for r in rows:
         by_split[r.split].append(routing.Routed(r.item_id, r.s1_correct, r.s2_correct, r.confidence,
-                                                r.weakest_accuracy, r.s1_seconds, r.s2_seconds))
+                                                r.weakest_accuracy, r.s1_seconds, r.s2_seconds, learned[r.item_id]))
         tokens[r.item_id] = (r.s1_tokens, r.s2_tokens)
     probe, test = by_split["probe"], by_split["test"]
     if not probe or not test:
         raise StoreError(f"compose needs probe and test items answered by both systems (probe {len(probe)}, "
                          f"test {len(test)})")
+    _write_metrics(ctx, round_, [*cfg.routers, *routing.REFERENCES], {"probe": probe, "test": test})
     parts = []
     for router in cfg.routers:
         chosen = routing.choose_threshold(router, probe, cfg.target)
@@ -67,8 +73,40 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
         parts.append(_compose_tokens(ctx, round_, collab, items, rows))
     s1_acc = sum(r.s1_correct for r in test) / len(test)
     s2_acc = sum(r.s2_correct for r in test) / len(test)
-    return (f"test: System 1 {s1_acc:.3f}, System 2 {system2_label(cfg.system2)} {s2_acc:.3f}; composed "
-            + ", ".join(parts))
+    return (f"test: System 1 {s1_acc:.3f} ({reused} answers from its evaluation), System 2 "
+            f"{system2_label(cfg.system2)} {s2_acc:.3f} ({s2_paid} answered now); composed " + ", ".join(parts))
+
+
+def learned_scores(rows: Sequence[ComposeRow], signals: Sequence[SignalRow], seed: int) -> dict[str, float]:
+    """The learned router's estimate per item: out of fold on probe, and on test from a model
+    fitted on all of probe. Test items give their signals only: no test label is passed on."""
+    by_id = {s.item_id: s for s in signals}
+    probe = [r for r in rows if r.split == "probe"]
+    test = [r for r in rows if r.split == "test"]
+    scores = fit_scores([_signals(by_id[r.item_id]) for r in probe], [r.s1_correct for r in probe],
+                        [_signals(by_id[r.item_id]) for r in test], seed)
+    return {r.item_id: s for r, s in zip([*probe, *test], [*scores.probe, *scores.test])}
+
+
+def _signals(s: SignalRow) -> Signals:
+    return Signals(s.item_id, s.min_prob or 0.0, s.mean_prob or 0.0, s.margin, s.n_tokens, s.question_chars,
+                   tuple(s.skills))
+
+
+def _write_metrics(ctx: Context, round_: int, routers: Sequence[str], splits: dict[str, Sequence[routing.Routed]]):
+    """RouteLLM's measures of every router and of the random and oracle references, per split;
+    the references' curves beside the routers' (the report draws them)."""
+    metrics, curves = [], []
+    for split, rows in splits.items():
+        for router in routers:
+            m = routing.gap_metrics(router, rows)
+            metrics.append((router, split, m.system1_accuracy, m.system2_accuracy, m.apgr,
+                            *(m.cpt[x] for x in routing.CPT_SHARES)))
+            if router in routing.REFERENCES:
+                curves += [(router, split, escalation, escalation, accuracy, 0.0, False)
+                           for escalation, accuracy in routing.full_curve(router, rows)]
+    ctx.store.add_compose_metrics(round_, metrics)
+    ctx.store.add_compose_curve(round_, curves)
 
 
 ALONE = float("inf")  # token_solutions' threshold for the larger model alone
@@ -140,17 +178,22 @@ def _digest(settings: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
 
 
+CACHED_SOLVERS = ("program", "teacher")  # their answers do not depend on the round's student; the oracle costs nothing
+
+
 def system2_key(cfg: Any) -> str:
-    """What System 2's answers are stored under: the solver and a digest of the settings that
-    shape them, so a composition with another writer model, other exemplars or another
-    teacher never reuses answers given under the old ones."""
+    """What System 2's answers are stored under, in the run and across runs (`System2Cache`):
+    the solver and a digest of the settings that shape them, so a composition with another
+    writer model, other exemplars (shipped or given) or another teacher never reuses answers
+    given under the old ones."""
     c = cfg.compose
     if c.system2 == "oracle":
         return "oracle"
     if c.system2 == "program":
-        shots = c.program.shots
-        settings = {**c.program.model_dump(mode="json"), "writer": c.program.model or cfg.student.model,
-                    "shots": hashlib.sha1(Path(shots).read_bytes()).hexdigest() if shots else None}
+        shots = load_program_shots(c.program.shots)
+        settings = {"max_new_tokens": c.program.max_new_tokens, "writer": c.program.model or cfg.student.model,
+                    "exemplars": hashlib.sha1(json.dumps([shots.system, shots.shots]).encode()).hexdigest(),
+                    "dtype": cfg.student.dtype, "engine": cfg.student.engine}
     elif c.system2 == "teacher":
         settings = cfg.teacher.model_dump(mode="json")
     else:
@@ -169,15 +212,35 @@ def compose_items(ctx: Context, split: str) -> list[Item]:
     return sorted(sorted(items, key=key)[:cap], key=lambda i: i.item_id)
 
 
-def _solve_system2(ctx: Context, items: Sequence[Item], solver: Any, name: str, s2_round: int) -> None:
-    def solve(batch: Sequence[Item]) -> None:
-        by_id = {i.item_id: i for i in batch}
+def _solve_system2(ctx: Context, items: Sequence[Item], solver: Any, name: str, s2_round: int,
+                   cache: System2Cache | None) -> int:
+    """System 2's answers to the items not stored yet: from the cross-run cache where it has
+    them, else from the solver (and into the cache). Returns how many the solver answered."""
+    by_id = {i.item_id: i for i in items}
+    done = ctx.store.solved_ids(s2_round, name)
+
+    def store(solved: Sequence[Solved]) -> None:
         ctx.store.add_solutions(s2_round, name, [
             (s.item_id, s.output, s.answer, ctx.task.is_correct(by_id[s.item_id], s.answer), s.n_tokens,
-             s.seconds, None, None, None) for s in solver.solve(batch)])
+             s.seconds, None, None, None) for s in solved])
+
+    if cache is not None:
+        todo = [i for i in items if i.item_id not in done]
+        known = cache.lookup([i.item_id for i in todo], [i.question for i in todo])
+        store(known)
+        done |= {s.item_id for s in known}
+    paid = [0]
+
+    def solve(batch: Sequence[Item]) -> None:
+        solved = solver.solve(batch)
+        store(solved)
+        if cache is not None:
+            cache.add([by_id[s.item_id].question for s in solved], solved)
+        paid[0] += len(solved)
 
     title = f"{round_label(s2_round, 'warm-up student')}: {system2_label(name)}"
-    _resumable(ctx, title, items, ctx.store.solved_ids(s2_round, name), solve)
+    _resumable(ctx, title, items, done, solve)
+    return paid[0]
 
 
 def _resumable(ctx: Context, title: str, items: Sequence[Item], done: set[str],
@@ -197,7 +260,8 @@ def _route(router: str, row: Any, threshold: float, cfg: Any, system2: str, s2_r
     score = routing.score(router, row)
     up = score < threshold
     signal = {"confidence": cfg.feature, "skill": "weakest skill's probe accuracy",
-              "skill+confidence": f"{cfg.feature} x weakest skill's probe accuracy"}[router]
+              "skill+confidence": f"{cfg.feature} x weakest skill's probe accuracy",
+              "learned": "learned P(System 1 right)"}[router]
     reason = f"{signal} {score:.3f} {'<' if up else '>='} {threshold:.3f}"
     seconds = routing.latency(router, row, up)
     used = (tokens[1] if router == "skill" else sum(tokens)) if up else tokens[0]

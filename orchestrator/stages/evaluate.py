@@ -15,8 +15,8 @@ def evaluate(ctx: Context, round_: int, student: Any, answers: AnswerCache | Non
     items = ctx.store.items("test") + ctx.store.items("general")
     done = ctx.store.evaluated_ids(round_)
     title = "warm-up student: held-out" if round_ == SETUP_ROUND else f"round {round_}: held-out eval"
-    answered = answer_items(ctx, title, items, done, student, 0, lambda scored, _: ctx.store.add_evals(round_, scored),
-                            answers)
+    answered = answer_items(ctx, title, items, done, student, 0,
+                            lambda scored, seconds: ctx.store.add_evals(round_, scored, seconds), answers)
     row = next((r for r in ctx.store.round_summary() if r.round == round_), None)
     shown = (("test", row.test_accuracy), ("general", row.general_accuracy)) if row else ()
     scores = [f"{split} {acc:.3f}" for split, acc in shown if acc is not None]

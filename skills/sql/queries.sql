@@ -156,6 +156,26 @@ JOIN solutions s2 ON s2.round = $2 AND s2.solver = $3 AND s2.item_id = s1.item_i
 LEFT JOIN weakest w USING (item_id)
 ORDER BY i.split, s1.item_id;
 
+-- name: reuse_eval_answers
+-- Round $1's evaluation answers to the items $2 as its System-1 solutions (compose).
+INSERT OR IGNORE INTO solutions
+SELECT e.round, 'system1', e.item_id, e.output, e.extracted, e.correct, e.n_tokens, g.seconds, e.mean_prob,
+       e.min_prob, g.margin
+FROM evals e JOIN eval_signals g USING (round, item_id)
+WHERE e.round = $1 AND list_contains($2, e.item_id);
+
+-- name: router_signals
+-- What the learned router reads of round $1's System-1 answers: confidence, lengths, skills.
+SELECT s.item_id, i.split, s.min_prob, s.mean_prob, s.margin, s.n_tokens, length(i.question),
+       coalesce((SELECT list(k.skill ORDER BY k.skill) FROM item_skills k WHERE k.item_id = s.item_id), [])
+FROM solutions s JOIN items i USING (item_id)
+WHERE s.round = $1 AND s.solver = 'system1'
+ORDER BY i.split, s.item_id;
+
+-- name: compose_metrics
+SELECT round, router, split, system1_accuracy, system2_accuracy, apgr, cpt50, cpt80, cpt95
+FROM compose_metrics ORDER BY round, split, router;
+
 -- name: compose_summary
 SELECT round, router, system2, items, system1_accuracy, system2_accuracy, composed_accuracy, escalation,
        system1_seconds, system2_seconds, composed_seconds, threshold

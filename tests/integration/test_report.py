@@ -165,7 +165,10 @@ def test_click_through_overview_skill_page_and_compare(runs, tmp_path):
         page.wait_for_selector("#accuracy-plot .main-svg")  # plotly drew the figure
         assert page.locator("#rounds tbody tr").count() == 2  # the base student and round 0
         page.wait_for_selector("#tradeoff-1 .main-svg")  # System 1 + System 2 composed in each round
-        assert page.locator("#compose tbody tr").count() == 2 * 3  # two rounds x three routers
+        assert page.locator("#compose tbody tr").count() == 2 * 4  # two rounds x four routers
+        page.wait_for_selector("#specialization .main-svg")  # escalation at the target, round by round
+        metrics = page.locator("#metrics tbody tr")  # RouteLLM's measures: four routers and two references a round
+        assert metrics.count() == 2 * 6 and "oracle (reference)" in metrics.all_inner_texts()[5]
         page.screenshot(path=str(shots / "overview.png"), full_page=True)
 
         page.click("text=Skill map")

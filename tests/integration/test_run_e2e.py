@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from support.runs import as_sets, sgi
 
+import sgi.skills as sgi_skills
 from sgi.orchestrator.store import Store
+from sgi.workers.models import cache_root
 
 pytestmark = pytest.mark.slow
 
@@ -22,6 +25,7 @@ SMALL = [
 
 
 # What these tests check is the training set; evaluating 66 held-out items twice was most of their time.
+COMPOSED = (-1, 1)  # by default the warm-up student and the last round
 FEW_HELD_OUT = ["task.gym.test_per_family=3", "task.gym.general={spell_backward: 2}"]
 
 
@@ -147,7 +151,18 @@ def test_each_round_is_composed_with_the_program_solver(two_rounds):
     the safe evaluator computes), routed per item on the test split."""
     _, store = two_rounds
     summary = {(r.round, r.router): r for r in store.compose_summary() if r.router != "token"}
-    assert set(summary) == {(r, router) for r in (-1, 0, 1) for router in ("confidence", "skill", "skill+confidence")}
+    routers = ("confidence", "skill", "skill+confidence", "learned")
+    assert set(summary) == {(r, router) for r in COMPOSED for router in routers}
+    composed = {r.round: r.detail for r in store.ledger() if r.stage == "compose"}
+    assert set(composed) == set(COMPOSED)  # round 0 stays available through `sgi compose --round 0`
+    for round_ in COMPOSED:  # System 1's test answers are its evaluation's, not a second pass
+        assert "(12 answers from its evaluation)" in composed[round_]
+        s1 = store.db.execute("SELECT item_id, output, correct FROM solutions WHERE round = ? AND solver = 'system1'",
+                              [round_]).fetchall()
+        evals = {r[0]: (r[1], r[2]) for r in store.db.execute("SELECT item_id, output, correct FROM evals "
+                                                                "WHERE round = ?", [round_]).fetchall()}
+        assert sum(item in evals for item, *_ in s1) == 12
+        assert all(evals[item] == (output, correct) for item, output, correct in s1 if item in evals)
     test_ids = {r[0] for r in store.db.execute("SELECT item_id FROM routes WHERE round = -1 AND router = 'skill'").fetchall()}
     assert len(test_ids) == 12 and test_ids <= {i.item_id for i in store.items("test")}  # compose.max_items
     for (round_, router), row in summary.items():
@@ -162,13 +177,60 @@ def test_each_round_is_composed_with_the_program_solver(two_rounds):
     assert summary[(-1, "confidence")].system2_accuracy > summary[(-1, "confidence")].system1_accuracy
     # thresholds are chosen on probe; on test the composed solver is at least as good as the
     # student alone for the routers that escalate where the student is weak
-    for round_ in (-1, 0, 1):
+    for round_ in COMPOSED:
         assert summary[(round_, "skill")].composed_accuracy >= summary[(round_, "skill")].system1_accuracy
     curve = store.compose_curve()
-    for round_ in (-1, 0, 1):
+    for round_ in COMPOSED:
         points = [c for c in curve if c.round == round_ and c.router == "confidence" and c.split == "test"]
         assert min(p.escalation for p in points) == 0.0 and max(p.escalation for p in points) == 1.0
         assert sum(p.chosen for p in points) == 1  # one chosen threshold per split
+    # RouteLLM's measures, every router and the two references, both splits, every round
+    metrics = {(m.round, m.router, m.split): m for m in store.compose_metrics()}
+    assert set(metrics) == {(r, router, split) for r in COMPOSED for router in (*routers, "random", "oracle")
+                            for split in ("probe", "test")}
+    for (round_, router, split), m in metrics.items():
+        s1 = sum(c.s1_correct for c in store.compose_rows(round_, -1, summary[(round_, "skill")].system2, "min_prob")
+                 if c.split == split)
+        assert m.system1_accuracy == pytest.approx(s1 / 12)
+        if m.system2_accuracy <= m.system1_accuracy:
+            assert m.apgr is None
+            continue
+        oracle = metrics[(round_, "oracle", split)]
+        assert oracle.apgr >= m.apgr - 1e-9 and oracle.cpt80 <= m.cpt80 + 1e-9  # nothing routes better
+        assert 0.0 <= m.cpt50 <= m.cpt80 <= m.cpt95 <= 1.0
+        if router == "random":
+            assert (m.apgr, m.cpt80) == pytest.approx((0.5, 0.8))
+
+
+def test_system_2_is_paid_once_across_runs_and_again_for_other_exemplars(tmp_path):
+    """The program solver's answers are kept under the cache root by its settings: a second
+    run answers nothing with it, and other exemplars are another solver, answered anew."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "models").symlink_to(cache_root() / "models")  # the converted student, not converted again
+    env = {**os.environ, "SGI_CACHE": str(cache)}
+    tiny = ["loop.rounds=1", "warmup.enabled=false", "train.steps=2", "train.batch_size=4", "ray.enabled=false",
+            "compose.max_items=10", "compose.routers=[confidence]", *FEW_HELD_OUT]
+
+    def compose_detail(name: str, *args: str) -> str:
+        result = sgi(*args, cwd=tmp_path, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        store = Store(tmp_path / "runs" / name / "sgi.duckdb", read_only=True)
+        try:  # the warm-up student's composition is the first to need System 2
+            return next(r.detail for r in store.ledger() if r.stage == "compose" and r.round == -1)
+        finally:
+            store.close()
+
+    both = 10 + 9  # compose.max_items of the 24 probe items, and the 9 test items
+    for name, paid in (("first", both), ("second", 0)):
+        sets = as_sets([f"name={name}", f"runs_dir={tmp_path / 'runs'}", *SMALL, *tiny])
+        assert f"({paid} answered now)" in compose_detail(name, "run", "--quiet", *sets)
+    shots = tmp_path / "shots.yaml"
+    shots.write_text((Path(sgi_skills.__file__).parent / "templates" / "program.v1.yaml").read_text()
+                     .replace("Reply with the expression only", "Reply with one expression only"))
+    detail = compose_detail("second", "compose", str(tmp_path / "runs" / "second"), "--round", "-1", "--quiet",
+                            "--set", f"compose.program.shots={shots}")
+    assert f"({both} answered now)" in detail  # other exemplars: another solver
 
 
 def test_each_round_is_also_composed_token_by_token_with_the_larger_model(two_rounds):
@@ -176,12 +238,12 @@ def test_each_round_is_also_composed_token_by_token_with_the_larger_model(two_ro
     chooses the tokens where the student's top-1 probability is below 0.5."""
     _, store = two_rounds
     summary = {r.round: r for r in store.compose_summary() if r.router == "token"}
-    assert set(summary) == {-1, 0, 1}
+    assert set(summary) == set(COMPOSED)
     rows = store.db.execute("SELECT round, threshold, n_tokens, large_tokens FROM token_solutions").fetchall()
     alone = [r for r in rows if r[1] == float("inf")]
     assert len(alone) == 24 and {r[0] for r in alone} == {-1}  # probe + test, once per run
     assert all(r[3] == r[2] > 0 for r in alone)
-    for round_ in (-1, 0, 1):
+    for round_ in COMPOSED:
         mixed = [r for r in rows if r[0] == round_ and r[1] == 0.5]
         assert len(mixed) == 24 and all(0 <= r[3] <= r[2] for r in mixed)
     # the trained students hand some tokens over to the base model, and keep most
@@ -198,7 +260,7 @@ def test_each_round_is_also_composed_token_by_token_with_the_larger_model(two_ro
         if chosen == 0.5:  # the reason counts the tokens each model chose
             assert all(("tokens from the larger model" in r[1]) and (r[0] == 2) == (r[2] < 1) for r in routes)
     curve = [c for c in store.compose_curve() if c[1] == "token" and c[2] == "test"]
-    for round_ in (-1, 0, 1):
+    for round_ in COMPOSED:
         points = sorted((c[3], c[4]) for c in curve if c[0] == round_)
         assert [t for t, _ in points] == pytest.approx([0.0, 0.5, 1.0 + 1e-9])  # student, t, larger alone
         assert points[0][1] == 0.0 and points[-1][1] == 1.0

@@ -33,9 +33,9 @@ TINY_RUN = [
 SGI = [sys.executable, "-m", "sgi.orchestrator"]
 
 
-def sgi(*args: str, cwd: Path, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """`sgi ARGS` to completion, output captured."""
-    return subprocess.run([*SGI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def sgi(*args: str, cwd: Path, timeout: float = 1800, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`sgi ARGS` to completion, output captured (`env`: the whole environment, when given)."""
+    return subprocess.run([*SGI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def as_sets(overrides: list[str]) -> list[str]:

@@ -10,8 +10,11 @@ from sgi.skills.routing import (
     choose_threshold,
     curve,
     escalates,
+    full_curve,
+    gap_metrics,
     grid,
     outcome,
+    pgr,
     pick,
     score,
     thresholds,
@@ -83,3 +86,42 @@ def test_token_outcome_counts_the_share_of_each_answers_tokens_the_larger_model_
     points = [token_outcome(t, r) for t, r in ((0.0, rows[:1]), (0.5, rows), (0.9, rows[1:]))]
     assert pick(points, accuracy=0.6).threshold == 0.0  # least escalation reaching it
     assert pick(points, accuracy=1.1).threshold == 0.0  # none reaches: the most accurate, cheapest first
+
+
+# RouteLLM's measures, hand-computed on five items: System 1 right on a, b (0.4); System 2
+# on a, c, d (0.6); the confidence router escalates e, d, c, b, a in that order.
+def flat(points):
+    return [x for p in points for x in p]
+
+
+FIVE = [row("a", True, True, 0.9), row("b", True, False, 0.8), row("c", False, True, 0.6),
+        row("d", False, True, 0.4), row("e", False, False, 0.2)]
+
+
+def test_the_confidence_router_is_measured_by_its_whole_curve():
+    assert flat(full_curve("confidence", FIVE)) == pytest.approx(
+        flat([(0.0, 0.4), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 0.6), (1.0, 0.6)]))
+    m = gap_metrics("confidence", FIVE)
+    assert (m.system1_accuracy, m.system2_accuracy) == pytest.approx((0.4, 0.6))
+    # area 0.2 x (0.4 + 0.5 + 0.7 + 0.7 + 0.6) = 0.58; (0.58 - 0.4) / 0.2
+    assert m.apgr == pytest.approx(0.9)
+    # 0.5, 0.56 and 0.59 are first reached between escalation 0.2 (0.4) and 0.4 (0.6)
+    assert m.cpt == pytest.approx({0.5: 0.3, 0.8: 0.36, 0.95: 0.39})
+    assert pgr(0.8, 0.4, 0.6) == pytest.approx(2.0)  # better than System 2: System 1 was right where it was not
+
+
+def test_the_oracle_escalates_what_system_2_fixes_and_the_random_router_is_a_straight_line():
+    oracle = gap_metrics("oracle", FIVE)
+    # c, d first (0.8 at 40%), then a and e change nothing, b last (System 2 breaks it)
+    assert flat(full_curve("oracle", FIVE)) == pytest.approx(flat([(0.0, 0.4), (0.4, 0.8), (0.8, 0.8), (1.0, 0.6)]))
+    assert oracle.apgr == pytest.approx((0.24 + 0.32 + 0.14 - 0.4) / 0.2)
+    assert oracle.cpt == pytest.approx({0.5: 0.1, 0.8: 0.16, 0.95: 0.19})
+    rand = gap_metrics("random", FIVE)
+    assert rand.apgr == pytest.approx(0.5) and rand.cpt == pytest.approx({0.5: 0.5, 0.8: 0.8, 0.95: 0.95})
+
+
+def test_no_gap_to_recover_has_no_pgr():
+    rows = [row(0, True, False, 0.9), row(1, False, False, 0.1)]  # System 2 is worse
+    m = gap_metrics("confidence", rows)
+    assert m.apgr is None and m.cpt == {0.5: None, 0.8: None, 0.95: None}
+    assert pgr(0.5, 0.5, 0.5) is None and gap_metrics("oracle", []).apgr is None
