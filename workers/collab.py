@@ -13,7 +13,6 @@ a few chunked forward passes instead of one per token. t = 0 is the student alon
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from sgi.skills.records import TokenSolved
-from sgi.workers.student import TransformersStudent, answer_lengths, by_length
+from sgi.workers.student import TransformersStudent, answer_lengths, by_length, cache_argument
 
 
 def require_shared_tokenizer(student_tokenizer, large_tokenizer, large_path: str | Path) -> None:
@@ -43,9 +42,7 @@ class TokenCollaboration:
         small = self.student.model
         large = AutoModelForCausalLM.from_pretrained(large_path, dtype=torch.float32)
         self.large = large.to(self.student.device, small.dtype).eval()
-        # transformers 5.2x names the KV cache argument `cache`; earlier releases `past_key_values`
-        params = inspect.signature(small.forward).parameters
-        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._cache_arg = cache_argument(small)
 
     def generate(self, item_ids: Sequence[str], prompts: Sequence[str], threshold: float) -> list[TokenSolved]:
         """One greedy answer per prompt, in order; similar lengths share a batch."""

@@ -75,3 +75,29 @@ def test_bf16_default_answers_sanely():
     student = TransformersStudent(resolve_model(), None, max_new_tokens=8)
     (g,) = student.generate(["x"], ["What is the capital of France?"])
     assert "Paris" in g.text and 0 < g.min_prob <= g.mean_prob <= 1
+
+
+@pytest.mark.slow
+def test_a_long_shared_prefix_is_run_once_with_the_same_answers():
+    """The program writer's prompts share ~370 tokens of worked examples: they are run once
+    and reused by every row, and the answers are the ones plain left padding gives."""
+    from sgi.skills.solvers import load_program_shots
+    from sgi.workers import student as engine
+
+    shots = load_program_shots()
+    writer = engine.TransformersStudent(resolve_model(), shots.system, shots=shots.shots, dtype="float32",
+                                        max_new_tokens=16, batch_size=4)
+    questions = ["What is 17 + 25?", "Find the Greatest Common Divisor (GCD) of these numbers: 12, 18",
+                 "Solve the following multiplication: 9 * 7. Give only the result as your final answer.", "3 - 8 = ?"]
+    reused = writer.generate(IDS, questions)
+    assert writer._prefix is not None and len(writer._prefix[0]) >= engine.PREFIX_REUSE_MIN
+    writer._prefix, limit = None, engine.PREFIX_REUSE_MIN
+    engine.PREFIX_REUSE_MIN = 10**6  # the plain path
+    try:
+        plain = writer.generate(IDS, questions)
+    finally:
+        engine.PREFIX_REUSE_MIN = limit
+    assert writer._prefix is None
+    assert [g.text for g in reused] == [g.text for g in plain]
+    for r, p in zip(reused, plain):
+        assert r.n_tokens == p.n_tokens and r.mean_prob == pytest.approx(p.mean_prob, abs=1e-3)
