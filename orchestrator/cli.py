@@ -88,7 +88,8 @@ def _next_steps(cfg: Any, config: Path | None, sets: list[str]) -> None:
     if cfg.loop.strategy != "uniform":
         baseline = cfg.run_dir.with_name(f"{cfg.name}-uniform")
         args = [*([str(config)] if config else []),
-                *[a for s in [*sets, "loop.strategy=uniform", f"name={baseline.name}"] for a in ("--set", s)]]
+                *[a for s in [*(s for s in sets if not s.startswith(("name=", "loop.strategy="))),
+                              "loop.strategy=uniform", f"name={baseline.name}"] for a in ("--set", s)]]
         command = (f"sgi run {' '.join(shlex.quote(a) for a in args)} && "
                    f"sgi compare {shlex.quote(str(baseline))} {shlex.quote(str(cfg.run_dir))}")
         console.print(f"  {as_markup(command)}\n    # plain SFT on the same budget, then both side by side",
