@@ -23,12 +23,14 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import socket
 import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import duckdb
 import typer
 from rich.console import Console
 from rich.progress import Progress
@@ -44,7 +46,7 @@ from sgi.orchestrator.store import Store
 from sgi.orchestrator.terminal import as_markup, as_text
 from sgi.skills.interfaces import TeacherOutputError, TeacherRefused
 from sgi.skills.routing import REFERENCES, ROUTERS
-from sgi.skills.runs import STORE_FILE, StoreError, round_cell
+from sgi.skills.runs import STORE_FILE, StoreError, damaged, round_cell
 from sgi.skills.tasks.files import TaskDataError
 from sgi.workers.actors import EngineDied
 from sgi.workers.models import ModelNotFoundError
@@ -111,8 +113,12 @@ def resume(
         store.close()
     if info is None:
         raise StoreError(f"{run_dir}: the store holds no run config; start it with `sgi run`")
-    placed = [f"runs_dir={run_dir.parent}", f"name={run_dir.name}"]
-    _run_loop(load_config(None, placed + list(set_), stored=info[1]), quiet, progress, force_from)
+    _run_loop(load_config(None, set_, stored=info[1], placed=_placed(run_dir)), quiet, progress, force_from)
+
+
+def _placed(run_dir: Path) -> dict[str, Any]:
+    """A run directory as the config's name and runs folder, set as they are (never parsed)."""
+    return {"runs_dir": run_dir.parent, "name": run_dir.name}
 
 
 def _run_loop(cfg: Any, quiet: bool, progress: str, force_from: str | None) -> None:
@@ -182,7 +188,7 @@ def compose(
     if missing or not rounds:
         raise StoreError(f"{run_dir}: round(s) {missing or rounds} not evaluated yet (evaluated: {trained or 'none'}); "
                          f"finish them with `sgi resume {run_dir}`")
-    cfg = load_config(None, [f"runs_dir={run_dir.parent}", f"name={run_dir.name}", *set_], stored=info[1])
+    cfg = load_config(None, set_, stored=info[1], placed=_placed(run_dir))
     reporter = _reporter(quiet, progress)
     with stop_on_signals(reporter, cfg.run_dir):
         composed = loop.compose(cfg, reporter, rounds)
@@ -296,6 +302,8 @@ def report(
     if serving:
         from sgi.reports.server import serve
 
+        _check_address(host, port)
+
         site = Site(run, compare_with, live=True)
         site.render("index.html")  # fail here, with the reason, rather than on the first request
         if host not in ("127.0.0.1", "localhost", "::1"):
@@ -305,10 +313,30 @@ def report(
         serve(site, host=host, port=port)
         return
     folder = out or run / "report"
-    with Progress(*Progress.get_default_columns(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("writing pages", total=None)
-        count = write_site(Site(run, compare_with), folder, progress=lambda _name: bar.advance(task))
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder}: a file is there; give a folder for the report's pages")
+    try:
+        with Progress(*Progress.get_default_columns(), console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("writing pages", total=None)
+            count = write_site(Site(run, compare_with), folder, progress=lambda _name: bar.advance(task))
+    except OSError as err:  # an unwritable or full place for the pages
+        raise ConfigError(f"--out {folder}: cannot write the report there ({err.strerror or err})") from None
     console.print(f"wrote {count} pages to {as_markup(folder)}; open {as_markup(folder / 'index.html')}")
+
+
+def _check_address(host: str, port: int) -> None:
+    """Fail before serving, naming the address, where it cannot be listened on (a port out of
+    range or in use, a host that is not this machine's): not after the report has loaded."""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port}: give a port from 1 to 65535")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as err:
+        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({err.strerror or err}); "
+                          "pick another with --port or --host") from None
 
 
 AddressOpt = Annotated[str, typer.Option(
@@ -510,6 +538,11 @@ def main() -> None:
     except EngineDied as err:  # the run is resumable; the message says how
         _print_error(err)
         raise SystemExit(3) from None
+    except duckdb.Error as err:  # a store found damaged only when a page of it is read
+        if (problem := damaged(err)) is None:
+            raise
+        _print_error(problem)
+        raise SystemExit(2) from None
 
 
 def _print_error(err: Exception) -> None:

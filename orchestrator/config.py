@@ -7,8 +7,10 @@ Components never see this object: `orchestrator/build.py` maps it to plain argum
 from __future__ import annotations
 
 import re
+import types
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -334,6 +336,15 @@ class RunConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _rules_teacher_reads_the_skills_column(self) -> RunConfig:
+        if self.teacher.kind == "rules" and self.task.kind == "file" and self.task.file \
+                and "skills" not in self.task.file.fields:
+            raise ValueError("teacher.kind 'rules' takes each item's skills from the file, and task.file.fields "
+                             "maps no skills column: map one (task.file.fields.skills: COLUMN) or use teacher.kind "
+                             "embed, llm or local, which find the skills themselves")
+        return self
+
+    @model_validator(mode="after")
     def _teacher_system2_needs_a_solving_teacher(self) -> RunConfig:
         if self.compose.enabled and self.compose.system2 == "teacher" and self.teacher.kind not in ("llm", "local"):
             raise ValueError(f"compose.system2 'teacher' needs teacher.kind llm or local, not {self.teacher.kind!r} "
@@ -356,21 +367,80 @@ class RunConfig(Section):
         return self.runs_dir / self.name
 
 
-def load_config(path: Path | None = None, overrides: list[str] = (), stored: str | None = None) -> RunConfig:
-    """Defaults, then the YAML file (or a run's `stored` config), then dotted `key=value` overrides.
+def load_config(path: Path | None = None, overrides: list[str] = (), stored: str | None = None,
+                placed: Mapping[str, Any] | None = None) -> RunConfig:
+    """Defaults, then the YAML file (or a run's `stored` config), then dotted `key=value`
+    overrides, then `placed` values (a run's own name and folder on resume), set as given.
 
-    Override values are parsed as YAML.
+    Override values are read as YAML (numbers, booleans, lists, {a: 1}) except for text
+    fields (names, paths, prompts, choices), which take the text as written: a run named
+    `2024` or a folder with `: ` in it stays text.
     """
     data: dict[str, Any] = _read_yaml(path) if path else _as_made(yaml.safe_load(stored) or {}) if stored else {}
     for override in overrides:
         key, sep, raw = override.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {override!r}: expected key=value, e.g. --set student.batch_size=8")
-        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+        _set_dotted(data, key.strip(), _override_value(key.strip(), raw))
+    for key, value in (placed or {}).items():
+        _set_dotted(data, key, value)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_describe(err, path)) from None
+
+
+def _override_value(key: str, raw: str) -> Any:
+    """The value `--set KEY=RAW` means (see load_config)."""
+    annotation = _annotation(key)
+    if annotation is not None and _takes_text(annotation):
+        return None if raw.strip() in ("null", "~") and type(None) in get_args(annotation) else raw
+    try:
+        value = yaml.load(raw, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {key}: {raw!r} is not a YAML value ({getattr(err, 'problem', None) or err}); "
+                          f"quote text, e.g. --set '{key}=\"...\"'") from None
+    if isinstance(value, dict) and not raw.lstrip().startswith("{"):
+        return raw  # `a: b` without braces is text that holds a colon, not a mapping
+    return value
+
+
+def _annotation(key: str) -> Any:
+    """The type of the config field at dotted `key`, or None for a key the config does not have."""
+    model: Any = RunConfig
+    annotation = None
+    for part in key.split("."):
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
+            return None
+        annotation = field.annotation
+        model = next((a for a in (annotation, *get_args(annotation))
+                      if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return annotation
+
+
+def _takes_text(annotation: Any) -> bool:
+    """A field whose every value is text: str, Path, a choice of strings (optionally None)."""
+    union = get_origin(annotation) in (Union, types.UnionType)
+    options = [a for a in (get_args(annotation) if union else (annotation,)) if a is not type(None)]
+
+    def text(a: Any) -> bool:
+        return a in (str, Path) or (get_origin(a) is Literal and all(isinstance(v, str) for v in get_args(a)))
+
+    return bool(options) and all(text(a) for a in options)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def _as_made(stored: dict[str, Any]) -> dict[str, Any]:
@@ -390,7 +460,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -398,7 +468,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     if data is None:
-        return {}
+        raise ConfigError(f"{path}: the config file is empty; leave it out to run the embedded default, or add keys")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of config keys")
     return data
@@ -418,9 +488,9 @@ def _describe(err: ValidationError, path: Path | None) -> str:
     source = f"{path}: " if path else ""
     problems = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-        problems.append(f"{key}: {msg}")
+        key = ".".join(str(p) for p in e["loc"])
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+        problems.append(f"{key}: {msg}" if key else msg)  # a rule across sections names its keys itself
     return source + "invalid config: " + "; ".join(problems)
 
 

@@ -153,6 +153,10 @@ class Session:
         from sgi.workers.models import resolve_model
 
         self.base_model = resolve_model(cfg.student.model)  # a wrong model path fails before any work
+        key_env = cfg.teacher.llm.api_key_env if cfg.teacher.kind == "llm" else None
+        if key_env and not os.environ.get(key_env):
+            raise ConfigError(f"teacher.llm.api_key_env: {key_env} is not set in this environment; export it "
+                              "(the key is read from there, never stored) or leave api_key_env out")
         self.engines = Engines(cfg, self.reporter, self.base_model)
         if cfg.student.engine == "vllm":
             _require_vllm("student.engine")

@@ -23,7 +23,7 @@ from sgi.orchestrator.rows import (AttemptRow, ComposeRow, ComposeSummary, Curve
                                    TokenRow, TrainRow)
 from sgi.skills.learnability import SkillState
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
-from sgi.skills.runs import (MIGRATIONS, SCHEMA_VERSION, SETUP_ROUND, SNAPSHOT_FILE, StoreError, copy_database,
+from sgi.skills.runs import (MIGRATIONS, SCHEMA_VERSION, SETUP_ROUND, SNAPSHOT_FILE, StoreError, copy_database, damaged,
                              named_queries, schema_version, stand_in_sql, upgrade_sql)
 
 SNAPSHOT_EVERY_S = 10.0  # at most this often between stages; every finished stage publishes one
@@ -61,13 +61,15 @@ class Store:
             self.db = duckdb.connect(str(self.path), read_only=read_only)
             if not read_only:
                 self._migrate()
-        except (duckdb.IOException, duckdb.TransactionException) as err:  # a full disk fails the first commit
+        except duckdb.Error as err:  # a full disk fails the first commit; a damaged file its first read
             if hasattr(self, "db"):
                 self.db.close()
             if created:  # leave no half-made store behind
                 for leftover in (self.path, self.path.with_name(self.path.name + ".wal")):
                     leftover.unlink(missing_ok=True)
-            raise StoreError(f"{self.path}: cannot open the run store ({err})") from None
+            if not isinstance(err, (duckdb.IOException, duckdb.TransactionException)) and not damaged(err):
+                raise
+            raise damaged(err, self.path) or StoreError(f"{self.path}: cannot open the run store ({err})") from None
         self._check_version()
         self.current_stage = (SETUP_ROUND, "")
         self._published = 0.0

@@ -26,6 +26,12 @@ from sgi.skills.solvers import system2_label
 ROUTERS = (*routing.ROUTERS, "token")
 
 
+# Pages run their own two scripts and nothing else; no request leaves for elsewhere. Served
+# pages send it as a header, written pages carry it as a meta tag.
+CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"
+MAX_PAGE_DIGITS = 6  # skill-X-p1234567.html is no page (and would overflow the query's OFFSET)
+
+
 class NotFound(LookupError):
     """No such page in this report."""
 
@@ -53,7 +59,7 @@ def _environment() -> Environment:
     env = Environment(loader=PackageLoader("sgi.reports", "templates"), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pct=pct, signed=signed, round_label=round_label, system2=system2_label)
-    env.globals.update(skill_page=skill_page, slug=slug, PAGE_SIZE=PAGE_SIZE)
+    env.globals.update(skill_page=skill_page, slug=slug, PAGE_SIZE=PAGE_SIZE, CSP=CSP)
     return env
 
 
@@ -86,7 +92,7 @@ class Site:
                 return self._page("skills.html", data, **self._skill_map(data))
             if name == "msp.html":
                 return self._page("msp.html", data, **self._msp(data))
-            if match := re.fullmatch(r"skill-(.+?)(?:-p(\d+))?\.html", name):
+            if match := re.fullmatch(rf"skill-(.+?)(?:-p(\d{{1,{MAX_PAGE_DIGITS}}}))?\.html", name):
                 return self._page("skill.html", data, **self._skill(data, match[1], int(match[2] or 1) - 1))
             if match := re.fullmatch(r"compare-(.+)\.html", name):
                 if match[1] not in self.others:
@@ -174,11 +180,11 @@ class Site:
 
 def write_site(site: Site, out: Path, progress: Any = None) -> int:
     """Write every page and asset of `site` into `out` (replaced page by page); returns the page count."""
+    names = site.pages()  # reads the run first: a store that cannot be read leaves no folder behind
     out.mkdir(parents=True, exist_ok=True)
     (out / "assets").mkdir(exist_ok=True)
     for name, content in assets().items():
         (out / "assets" / name).write_bytes(content)
-    names = site.pages()
     for name in names:
         partial = out / f".{name}.tmp"
         partial.write_text(site.render(name))

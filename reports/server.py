@@ -9,19 +9,31 @@ from __future__ import annotations
 import mimetypes
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from sgi.reports.pages import NotFound, Site, assets
+from sgi.reports.pages import CSP, NotFound, Site, assets
 from sgi.skills.runs import StoreError
 
-HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-           # Pages run their own two scripts and nothing else; no request leaves for elsewhere.
-           "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"}
+HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Content-Security-Policy": CSP}
 
 
-def create_app(site: Site) -> Starlette:
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def allowed_hosts(host: str) -> list[str]:
+    """The Host headers a request may carry: the bound address's names. A page fetched through
+    another name (a DNS-rebinding site that points its own name at 127.0.0.1) is refused;
+    bound to every interface, the user has chosen to serve any name."""
+    if host in ("0.0.0.0", "::", ""):
+        return ["*"]
+    return list(LOOPBACK) if host in LOOPBACK else [host]
+
+
+def create_app(site: Site, host: str = "127.0.0.1") -> Starlette:
     async def asset(request: Request) -> Response:
         name = request.path_params["name"]
         files = assets()
@@ -38,10 +50,11 @@ def create_app(site: Site) -> Starlette:
         except StoreError as err:  # e.g. a run that has not published its first snapshot yet
             return PlainTextResponse(str(err), status_code=503, headers={"Retry-After": "5"})
 
-    return Starlette(routes=[Route("/", page), Route("/assets/{name}", asset), Route("/{name}", page)])
+    return Starlette(routes=[Route("/", page), Route("/assets/{name}", asset), Route("/{name}", page)],
+                     middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))])
 
 
 def serve(site: Site, host: str = "127.0.0.1", port: int = 8765) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(site), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(site, host), host=host, port=port, log_level="warning")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from sgi.skills.runs import (SNAPSHOT_FILE, STORE_FILE, StoreError, copy_database, holder, schema_version,
+from sgi.skills.runs import (SNAPSHOT_FILE, STORE_FILE, StoreError, copy_database, damaged, holder, schema_version,
                              upgrade_sql)
 
 
@@ -97,8 +97,10 @@ def _copy_store(store: Path, target: Path) -> None:
         db.execute("ATTACH ? AS store (READ_ONLY)", [str(store)])
         # A store written by an older sgi lacks the newer tables and views: its copy is upgraded.
         copy_database(db, "store", target, then=upgrade_sql(schema_version(db, "store")))
-    except duckdb.IOException as err:
-        raise StoreError(f"{store}: cannot read the run store ({str(err).splitlines()[0]})") from None
+    except duckdb.Error as err:
+        if not isinstance(err, duckdb.IOException) and not damaged(err):
+            raise
+        raise damaged(err, store) or StoreError(f"{store}: cannot read the run store ({str(err).splitlines()[0]})") from None
     finally:
         db.close()
 

@@ -40,6 +40,17 @@ class StoreError(RuntimeError):
     """The run's store cannot be used as asked; the message says why and what to do."""
 
 
+def damaged(err: Exception, path: Path | str | None = None) -> StoreError | None:
+    """A DuckDB error that says the file itself is broken (bad checksum, not a database), as
+    one line naming the file and what to do; None for any other error."""
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if not any(sign in text for sign in ("Corrupt database", "checksum", "not a valid DuckDB database")):
+        return None
+    where = f"{path}: " if path else ""
+    return StoreError(f"{where}the run store is damaged ({text}); nothing was changed. Restore the file from a "
+                      "backup, or start the run again under another name")
+
+
 def _sql(name: str) -> str:
     return resources.files("sgi.skills").joinpath("sql", name).read_text()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -244,6 +245,19 @@ def start_ray(address: str | None, num_cpus: int | None, state_api: bool = False
     else:
         ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=state_api, dashboard_host="127.0.0.1",
                  logging_level="WARNING")
+        _private_auth_token()
+
+
+def _private_auth_token() -> None:
+    """Ray's core servers listen on every interface (ray 2.60 has no loopback-only option);
+    what guards them is its auth token, which it writes readable by every local user. Make
+    the token ours alone, so another user of a shared machine cannot join the cluster."""
+    token = Path.home() / ".ray" / "auth_token"
+    try:
+        if token.is_file() and not token.is_symlink() and token.stat().st_uid == os.getuid():
+            token.chmod(0o600)
+    except OSError:
+        pass  # not ours to change: docs/reliability.md says what that means
 
 
 def call_with_progress(

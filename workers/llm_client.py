@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -184,6 +185,27 @@ class ChatClient:
 
 
 def _describe(err: Exception) -> str:
-    """One line: the error's kind and message (server errors can be long HTML pages)."""
+    """One line: the error's kind and message (server errors can be long HTML pages), with
+    anything that looks like a credential replaced: it is stored in `teacher_calls`."""
     text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text[:500]}"
+    return redact(f"{type(err).__name__}: {text[:500]}")
+
+
+# What a provider's error text may echo back: "Incorrect API key provided: sk-...", a bearer
+# header, `api_key=...` in a URL or JSON body.
+_SECRETS = re.compile(
+    r"(?i)\b(?:sk|pk|rk|hf|gh[pousr]|xox[abpr])[-_][A-Za-z0-9_\-]{8,}"
+    r"|\bbearer\s+[A-Za-z0-9._~+/=\-]{8,}"
+    r"|(?<=[\"'\s?&,{])(?:api[_-]?key|access[_-]?token|token|secret|password|authorization)[\"']?\s*[:=]\s*[\"']?[^\s\"',&}]{4,}")
+
+
+def redact(text: str) -> str:
+    """`text` with credential-like strings, and the configured keys' values, as [REDACTED]."""
+    for value in _secret_values():
+        text = text.replace(value, "[REDACTED]")
+    return _SECRETS.sub("[REDACTED]", text)
+
+
+def _secret_values() -> list[str]:
+    """Values of the environment variables a config may name for keys (long enough to be one)."""
+    return [v for k, v in os.environ.items() if len(v) >= 12 and re.search(r"(?i)key|token|secret", k)]

@@ -9,8 +9,10 @@ reload from there (under a second).
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.metadata
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -66,13 +68,38 @@ def resolve_model(model: str = DEFAULT_STUDENT, cache_dir: Path | None = None, r
     if model == DEFAULT_STUDENT:
         return _smollm2_folder(Path(cache_dir) if cache_dir else cache_root())
     path = Path(model).expanduser()
-    if not (path / "config.json").is_file():
-        what = "does not exist" if not path.exists() else "has no config.json"
+    missing = _missing_parts(path)
+    if missing:
+        what = "does not exist" if not path.exists() else f"has no {missing}"
         raise ModelNotFoundError(
             f"{role} {str(path)!r} {what}: give a Hugging Face causal-LM folder "
             f"(config.json + weights + tokenizer) or use {DEFAULT_STUDENT!r} for the shipped SmolLM2-135M"
         )
     return path
+
+
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_TOKENIZER = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
+def _missing_parts(path: Path) -> str:
+    """What a model folder lacks of what loading it needs (checked before any work, so a
+    half-copied folder fails at once, not after the first stages); "" when nothing."""
+    if not path.is_dir():
+        return "folder"
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "config.json"
+    except (ValueError, UnicodeDecodeError):
+        return "readable config.json (not JSON)"
+    if not isinstance(config, dict) or "model_type" not in config:
+        return "model_type in its config.json"
+    if not any((path / name).is_file() for name in _WEIGHTS):
+        return f"weights ({' or '.join(_WEIGHTS[::2])})"
+    if not any((path / name).is_file() for name in _TOKENIZER):
+        return f"tokenizer ({' or '.join(_TOKENIZER)})"
+    return ""
 
 
 def _smollm2_folder(cache: Path) -> Path:

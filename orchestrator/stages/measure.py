@@ -26,7 +26,9 @@ def load_task(ctx: Context) -> str:
     for where, problem in skipped:
         ctx.store.log(SETUP_ROUND, "task", f"skipped row {where}: {problem}")
     counts = ", ".join(f"{split} {n}" for split, n in ctx.store.split_counts().items())
-    return counts + (f"; {len(skipped)} bad rows skipped (see events)" if skipped else "")
+    aliased = getattr(ctx.task, "aliased", {})  # file tasks whose split column uses the usual names
+    read_as = "; split values read as " + ", ".join(f"{v} -> {s}" for v, s in sorted(aliased.items())) if aliased else ""
+    return counts + read_as + (f"; {len(skipped)} bad rows skipped (see events)" if skipped else "")
 
 
 def label_items(ctx: Context) -> str:

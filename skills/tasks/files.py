@@ -5,7 +5,9 @@
 `fields` maps our names to the file's columns: question and answer are required; id,
 skills and split are optional. Without an id column an item's id is a hash of its
 question, and without a split column the id is hashed into pool/probe/test, so both are
-stable across runs and row reorderings. `skills` (optional) is the allowed catalogue:
+stable across runs and row reorderings. A split column holds pool, probe, test or general,
+or the usual names (train -> pool, validation/val/dev -> probe; listed in `self.aliased`).
+`skills` (optional) is the allowed catalogue:
 a row naming any other skill is bad; without it the supplied labels are the catalogue.
 
 Bad input raises one `TaskDataError` that names the file, the line (Parquet: the row
@@ -41,6 +43,10 @@ MAX_QUESTION_BYTES = 64 * 1024
 ANSWER_KINDS = ("number", "text", "math")
 DEFAULT_SPLIT_FRACTIONS = {"pool": 0.6, "probe": 0.2, "test": 0.2}
 _FIELDS = ("question", "answer", "id", "skills", "split")
+# The split names datasets usually carry, read as ours: training data is the pool STAT
+# selects from; a validation split is the probe it measures the student on.
+SPLIT_ALIASES = {"train": "pool", "training": "pool", "validation": "probe", "valid": "probe", "val": "probe",
+                 "dev": "probe"}
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 # Without a signal-based timeout (off the main thread) a pathological answer could keep
 # sympy busy for minutes; answers longer than this are only compared as text there.
@@ -93,7 +99,8 @@ class FileTask:
         self.allowed_skills = _check_catalogue(skills, self.fields)
         self._allowed = frozenset(self.allowed_skills or ())
         self.skipped: list[tuple[int, str]] = []  # (line or row index, problem) of rows left out
-        self._loaded: tuple[tuple[int, int], list[Item], list[tuple[int, str]]] | None = None
+        self.aliased: dict[str, str] = {}  # split values read by their common name, e.g. 'train' -> 'pool'
+        self._loaded: tuple[tuple[int, int], list[Item], list[tuple[int, str]], dict[str, str]] | None = None
 
     # -- Task protocol -------------------------------------------------------------
 
@@ -106,7 +113,7 @@ class FileTask:
         stat = self.path.stat()
         key = (stat.st_mtime_ns, stat.st_size)
         if self._loaded and self._loaded[0] == key:
-            self.skipped = list(self._loaded[2])
+            self.skipped, self.aliased = list(self._loaded[2]), dict(self._loaded[3])
             return list(self._loaded[1])
         if stat.st_size == 0:
             raise TaskDataError(self.path, None, "the file is empty (0 bytes), no rows; add items (one question and answer per row)")
@@ -115,6 +122,7 @@ class FileTask:
 
         items: list[Item] = []
         skipped: list[tuple[int, str]] = []
+        self.aliased = {}
         first_seen: dict[str, int] = {}
         n_rows = 0
         for where, row in rows:
@@ -147,7 +155,7 @@ class FileTask:
                 f"all {len(skipped)} rows are bad, first at {_where(first[0], by_row_index)}: {first[1]}",
             )
         self.skipped = skipped
-        self._loaded = (key, items, skipped)
+        self._loaded = (key, items, skipped, dict(self.aliased))
         return list(items)
 
     def extract(self, item: Item, output: str) -> str:
@@ -187,9 +195,13 @@ class FileTask:
                 if skill not in self._allowed:
                     raise _RowError(_unknown_skill(skill, self.fields["skills"], self.allowed_skills))
         if "split" in self.fields:
-            split = _text(row, self.fields["split"], "split", required=True).lower()
+            value = _text(row, self.fields["split"], "split", required=True).strip().lower()
+            split = SPLIT_ALIASES.get(value, value)
             if split not in SPLITS:
-                raise _RowError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+                raise _RowError(f"unknown split {value!r}; use one of {', '.join(SPLITS)} "
+                                f"(or {', '.join(f'{a} for {s}' for a, s in SPLIT_ALIASES.items())})")
+            if split != value:
+                self.aliased[value] = split
         else:
             split = hashed_split(item_id, self.split_fractions)
         return Item(
@@ -218,9 +230,14 @@ class FileTask:
                 except json.JSONDecodeError as bad:
                     yield number, _RowError(f"bad JSON ({bad.msg} at column {bad.colno}); each line must be one JSON object")
                     continue
-                yield number, row if isinstance(row, dict) else _RowError(
-                    f"a JSON {type(row).__name__}, not an object; each line must be one JSON object"
-                )
+                if not isinstance(row, dict):
+                    yield number, _RowError(f"a JSON {type(row).__name__}, not an object; each line must be one JSON object")
+                elif (column := _lone_surrogate(row)) is not None:
+                    # JSON can escape half of a UTF-16 pair ("\ud800"): not a character, so no text holds it
+                    yield number, _RowError(f"field {column!r} holds an unpaired surrogate escape (\\ud800-\\udfff), "
+                                            "which is not text; write the character itself")
+                else:
+                    yield number, row
 
     def _csv_rows(self) -> Iterator[tuple[int, dict | _RowError]]:
         # surrogateescape keeps undecodable bytes as marker characters, so one bad row can
@@ -375,6 +392,15 @@ def _unknown_skill(skill: str, column: str, allowed: tuple[str, ...]) -> str:
     hint = f"did you mean {close[0]!r}? " if close else ""
     shown = ", ".join(allowed[:12]) + (f", ... ({len(allowed)} in all)" if len(allowed) > 12 else "")
     return f"unknown skill {skill!r} in column {column!r}; {hint}allowed (task.file.skills): {shown}"
+
+
+def _lone_surrogate(row: Mapping[str, Any]) -> str | None:
+    """The first column of a JSON row whose text (or list of texts) holds a lone surrogate."""
+    for column, value in row.items():
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and any("\ud800" <= c <= "\udfff" for c in t) for t in texts):
+            return column
+    return None
 
 
 def _has_bad_bytes(text: str) -> bool:

@@ -189,7 +189,8 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path):
     data = tmp_path / "rows.jsonl"
     data.write_text('{"q": "What is 1 + 1?", "a": "2"}\n{"q": "no answer here"}\n')
     result = sgi("profile", "--set", "task.kind=file", "--set", f"task.file={{path: {data}, fields: {{question: q, answer: a}}}}",
-                 "--set", f"runs_dir={runs}", "--set", "ray.enabled=false", cwd=tmp_path)
+                 "--set", "teacher.kind=embed", "--set", f"runs_dir={runs}", "--set", "ray.enabled=false",
+                 cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{data}, line 2: missing field 'answer'" in result.stderr
     assert not (runs / "default").exists()  # a fresh run that fails at its first stage leaves nothing

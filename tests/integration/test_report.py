@@ -7,18 +7,20 @@ land in the test's output folder (printed; `pytest -s` shows where).
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from html import unescape
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from sgi.reports.pages import skill_page
+from sgi.reports.pages import CSP, skill_page
 from support.ports import free_port
 from support.runs import SGI, TINY_RUN, Run, as_sets, stage
 
@@ -124,6 +126,30 @@ def test_watching_a_run_neither_blocks_nor_corrupts_it(runs):
     assert all(status == "done" for *_, status in ledger) and (0, "evaluate", "done") in ledger
     status, html = get(server.url + "/")
     assert status == 200 and "Run stopped or finished" in html  # the stopped run is read from a fresh copy
+
+
+def test_the_server_refuses_other_host_names_and_pages_that_are_not_there(runs):
+    """DNS rebinding: a page of another site whose name now points at 127.0.0.1 sends its own
+    Host header and is refused; a page number past any list is a 404, not a server error."""
+    tmp, server, _ = runs
+    port = server.port
+
+    def status_with_host(path: str, host: str) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            connection.request("GET", path, headers={"Host": host})
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    assert status_with_host("/", f"127.0.0.1:{port}") == 200 and status_with_host("/", f"localhost:{port}") == 200
+    assert status_with_host("/", f"attacker.example:{port}") == 400
+    assert status_with_host("/assets/report.css", "attacker.example") == 400
+    skill, _ = _failing_skill(tmp / "runs" / "sel" / "sgi.duckdb")
+    first = skill_page(skill, 0)
+    assert get(server.url + "/" + first)[0] == 200
+    for page in (99_999, 10**6, 10**30):
+        assert get(server.url + "/" + first.removesuffix(".html") + f"-p{page}.html")[0] == 404
 
 
 def _browser():
@@ -232,6 +258,7 @@ def test_the_static_report_opens_from_disk_with_no_request_leaving_the_machine(r
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "index.html").is_file() and (out / "assets" / "plotly.min.js").is_file()
+    assert f'<meta http-equiv="Content-Security-Policy" content="{CSP}">' in unescape((out / "index.html").read_text())
     skill, _ = _failing_skill(tmp / "runs" / "sel" / "sgi.duckdb")
     playwright, browser = _browser()
     try:

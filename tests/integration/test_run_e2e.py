@@ -24,6 +24,8 @@ SMALL = [
 ]
 
 
+RAY_TOKEN = Path.home() / ".ray" / "auth_token"
+
 # What these tests check is the training set; evaluating 66 held-out items twice was most of their time.
 COMPOSED = (-1, 1)  # by default the warm-up student and the last round
 FEW_HELD_OUT = ["task.gym.test_per_family=3", "task.gym.general={spell_backward: 2}"]
@@ -43,6 +45,8 @@ def two_rounds(tmp_path_factory):
     two student actors of one CPU each take turns with the one-CPU trainer on the 2-CPU cluster.
     The base model is also the "larger" model of the token-level composition."""
     tmp = tmp_path_factory.mktemp("run")
+    if RAY_TOKEN.is_file():  # as Ray writes it: readable by every local user (the run must tighten it)
+        RAY_TOKEN.chmod(0o644)
     store = run_sgi(tmp, "sel", ["warmup.enabled=false", "loop.rounds=2", "train.steps=16", "train.batch_size=8",
                                  "compose.max_items=12", "compose.token.model=smollm2", "compose.token.thresholds=[0.5]",
                                  "ray.student_actors=2", "ray.student_cpus=1"])
@@ -61,6 +65,12 @@ def test_checkpoints_chain_from_round_to_round(two_rounds):
     # each round's students were a pool of two, loaded after the trainer let go of its CPU
     infer = [detail for _, stage, _, _, detail in store.ledger() if stage == "infer"]
     assert len(infer) == 2 and all("by 2 student actors" in d for d in infer)
+
+
+def test_the_local_cluster_auth_token_is_readable_by_its_user_alone(two_rounds):
+    """Ray's servers listen on every interface; its token is what keeps other users out."""
+    assert RAY_TOKEN.is_file(), "Ray wrote no auth token: is token authentication off?"
+    assert RAY_TOKEN.stat().st_mode & 0o077 == 0, oct(RAY_TOKEN.stat().st_mode)
 
 
 def test_train_sets_follow_stat_sel_by_learnability(two_rounds):
@@ -204,33 +214,39 @@ def test_each_round_is_composed_with_the_program_solver(two_rounds):
 
 def test_system_2_is_paid_once_across_runs_and_again_for_other_exemplars(tmp_path):
     """The program solver's answers are kept under the cache root by its settings: a second
-    run answers nothing with it, and other exemplars are another solver, answered anew."""
+    run answers nothing with it, and other exemplars are another solver, answered anew.
+    The second run's name and folder are text YAML would misread (a number, `: `, `[`):
+    `sgi compose`, `status` and `resume` find it all the same."""
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "models").symlink_to(cache_root() / "models")  # the converted student, not converted again
     env = {**os.environ, "SGI_CACHE": str(cache)}
+    runs = tmp_path / "runs: [x]"
     tiny = ["loop.rounds=1", "warmup.enabled=false", "train.steps=2", "train.batch_size=4", "ray.enabled=false",
             "compose.max_items=10", "compose.routers=[confidence]", *FEW_HELD_OUT]
 
     def compose_detail(name: str, *args: str) -> str:
         result = sgi(*args, cwd=tmp_path, env=env)
         assert result.returncode == 0, result.stderr[-3000:]
-        store = Store(tmp_path / "runs" / name / "sgi.duckdb", read_only=True)
+        store = Store(runs / name / "sgi.duckdb", read_only=True)
         try:  # the warm-up student's composition is the first to need System 2
             return next(r.detail for r in store.ledger() if r.stage == "compose" and r.round == -1)
         finally:
             store.close()
 
     both = 10 + 9  # compose.max_items of the 24 probe items, and the 9 test items
-    for name, paid in (("first", both), ("second", 0)):
-        sets = as_sets([f"name={name}", f"runs_dir={tmp_path / 'runs'}", *SMALL, *tiny])
+    for name, paid in (("first", both), ("1e3", 0)):
+        sets = as_sets([f"name={name}", f"runs_dir={runs}", *SMALL, *tiny])
         assert f"({paid} answered now)" in compose_detail(name, "run", "--quiet", *sets)
     shots = tmp_path / "shots.yaml"
     shots.write_text((Path(sgi_skills.__file__).parent / "templates" / "program.v1.yaml").read_text()
                      .replace("Reply with the expression only", "Reply with one expression only"))
-    detail = compose_detail("second", "compose", str(tmp_path / "runs" / "second"), "--round", "-1", "--quiet",
+    detail = compose_detail("1e3", "compose", str(runs / "1e3"), "--round", "-1", "--quiet",
                             "--set", f"compose.program.shots={shots}")
     assert f"({both} answered now)" in detail  # other exemplars: another solver
+    for command in ("status", "resume"):
+        result = sgi(command, str(runs / "1e3"), cwd=tmp_path, env=env)
+        assert result.returncode == 0 and "1e3" in result.stdout, result.stderr[-3000:]
 
 
 def test_each_round_is_also_composed_token_by_token_with_the_larger_model(two_rounds):

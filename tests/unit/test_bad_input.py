@@ -1,10 +1,9 @@
 """Bad input through the real CLI: each gives one `error: ...` line naming the file and
 line (or key, path), exit code 2, no traceback, and no items in the run's store.
 
-The CLI runs in-process through `cli.main` (the entry point that turns user errors into
-one line) with a fake student folder: holding only config.json, it passes the model-path
-check but would crash if anything tried to load it, so each error provably comes before
-any model is loaded. Read-only and full disks run the `sgi` command in a private mount
+The CLI runs in-process through `cli.main` (the `sgi` fixture of conftest.py) with a
+stand-in student folder that passes the model-folder check but would crash if anything
+tried to load it, so each error provably comes before any model is loaded. Read-only and full disks run the `sgi` command in a private mount
 namespace on a real tmpfs.
 """
 
@@ -21,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from support.cli import fake_model, one_error_line
 
 from sgi.orchestrator import cli
 from sgi.skills.tasks.files import MAX_QUESTION_BYTES, FileTask, TaskDataError
@@ -33,51 +33,17 @@ GOOD = [{"id": f"x{n}", "q": f"What is {n} + {n}?", "a": str(2 * n)} for n in ra
 # -- helpers -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sgi(tmp_path, monkeypatch, capsys):
-    """Run `sgi <args>` in-process; returns (exit code, stdout, stderr)."""
-    model = tmp_path / "fake-model"
-    model.mkdir()
-    (model / "config.json").write_text("{}", encoding="utf-8")
-    # main() sets these with setdefault; set them here so the test leaves no trace.
-    for key, value in (("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-                       ("HF_HUB_OFFLINE", "1"), ("PYTHONWARNINGS", "ignore::FutureWarning"), ("RAY_DEDUP_LOGS", "1")):
-        monkeypatch.setenv(key, os.environ.get(key, value))
-
-    def run(*args: str, model_path: Path | None = model) -> tuple[int, str, str]:
-        argv = ["sgi", *args, "--quiet", "--set", f"runs_dir={tmp_path / 'runs'}", "--set", "ray.enabled=false",
-                "--set", "warmup.enabled=false"]
-        if model_path is not None:
-            argv += ["--set", f"student.model={model_path}"]
-        monkeypatch.setattr(sys, "argv", argv)
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exited:
-            cli.main()
-        out, err = capsys.readouterr()
-        return exited.value.code, out, err
-
-    return run
-
-
 def file_args(path: Path, fields: dict[str, str] = FIELDS, *extra: str) -> list[str]:
+    """`sgi profile` on a file task; without a skills column the embed teacher (which loads
+    its model only when it first labels) finds the skills, as the rules teacher cannot."""
+    teacher = [] if "skills" in fields else ["--set", "teacher.kind=embed"]
     return ["profile", "--set", "task.kind=file", "--set", f"task.file.path={path}",
-            "--set", f"task.file.fields={json.dumps(fields)}", *(a for e in extra for a in ("--set", e))]
+            "--set", f"task.file.fields={json.dumps(fields)}", *teacher, *(a for e in extra for a in ("--set", e))]
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
     return path
-
-
-def one_error_line(code: int, err: str, *parts: str) -> str:
-    """The stderr of a user error: exactly one `error: ...` line holding every part."""
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for part in parts:
-        assert part in lines[0], f"{part!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 def store_items(tmp_path: Path) -> int | None:
@@ -309,7 +275,7 @@ def test_yaml_syntax_error_names_file_and_line(sgi, tmp_path):
         ("student:\n  bach_size: 8\n", "student.bach_size: unknown key"),
         ("student:\n  batch_size: many\n", "student.batch_size: Input should be a valid integer"),
         ("task:\n  kind: file\n  file:\n    path: x.jsonl\n    fields: {question: q, answr: a}\n",
-         "task.file: Value error, fields: unknown key(s) answr"),
+         "task.file: fields: unknown key(s) answr"),
     ],
     ids=["unknown-key", "wrong-type", "bad-field-mapping"],
 )
@@ -389,9 +355,7 @@ def sgi_on_tmpfs(tmp_path: Path, data: Path, setup: str, size: str = "256k") -> 
     """`sgi profile` with runs_dir on a fresh tmpfs of `size`, after the shell `setup` ran on it."""
     mount = tmp_path / "mnt"
     mount.mkdir()
-    model = tmp_path / "fake-model"
-    model.mkdir(exist_ok=True)
-    (model / "config.json").write_text("{}", encoding="utf-8")
+    model = fake_model(tmp_path)
     args = [str(SGI), *file_args(data), "--quiet", "--set", f"runs_dir={mount / 'runs'}", "--set", "ray.enabled=false",
             "--set", "warmup.enabled=false", "--set", f"student.model={model}"]
     script = f'mount -t tmpfs -o size={size} tmpfs "$1" && {setup} && shift && exec "$@"'

@@ -118,7 +118,7 @@ GOOD = {"id": "x1", "q": "What is 1 + 1?", "a": "2"}
         ({"id": "x2", "q": "What is 2 + 2?", "a": "  "}, "empty answer"),
         ({"id": "x2", "q": "", "a": "4"}, "empty question"),
         ({"id": "x1", "q": "What is 2 + 2?", "a": "4"}, "duplicate id"),
-        ({"id": "x2", "q": "What is 2 + 2?", "a": "4", "split": "train"}, "unknown split 'train'"),
+        ({"id": "x2", "q": "What is 2 + 2?", "a": "4", "split": "holdout"}, "unknown split 'holdout'"),
         ({"id": "x2", "q": "x" * (64 * 1024 + 1), "a": "4"}, "over 64 KB"),
         ({"id": "x2", "q": {"text": "nested"}, "a": "4"}, "must be text or a number"),
     ],

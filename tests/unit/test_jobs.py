@@ -38,6 +38,7 @@ def test_submit_needs_paths_every_node_shares(tmp_path):
     assert relative.returncode == 2
     assert "runs_dir 'runs': a submitted run needs an absolute path" in relative.stderr
     data = sgi("submit", "--runs-dir", str(tmp_path), "--set", "task.kind=file", "--set", "task.file.path=items.jsonl",
+               "--set", "teacher.kind=embed",
                "--address", "http://127.0.0.1:1")
     assert data.returncode == 2
     assert "task.file.path 'items.jsonl'" in data.stderr
