@@ -44,6 +44,8 @@ ARMS: dict[str, list[str]] = {  # name -> the run's overrides
     "stat-syn": ["loop.strategy=stat-syn", "loop.weighting=paper"],
     "stat-sel+learn": ["loop.strategy=stat-sel", "loop.weighting=learnability"],
     "stat-syn+learn": ["loop.strategy=stat-syn", "loop.weighting=learnability"],
+    # learnability with a share for skills still at their floor (loop.explore): the frontier's late starters
+    "stat-sel+explore": ["loop.strategy=stat-sel", "loop.weighting=learnability", "loop.explore=0.2"],
 }
 COLUMNS = ("test", "weakest third", "general", "rare learnable", "not learnable")
 

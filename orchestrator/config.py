@@ -210,6 +210,9 @@ class LoopConfig(Section):
                                                          "uniformly from the pool, against forgetting")
     prior_examples: float = Field(100.0, ge=0, description="learnability weighting: training examples a skill's "
                                                              "measured rate must see to outweigh the run-wide rate")
+    explore: float = Field(0.0, ge=0, le=1, description="learnability weighting: the least accuracy-above-floor "
+                                                       "a missing skill is weighted by, so one the student cannot "
+                                                       "do at all yet still gets examples and its rate is measured")
 
     @model_validator(mode="after")
     def _weighting_applies_to_stat(self) -> LoopConfig:

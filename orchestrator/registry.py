@@ -52,7 +52,7 @@ ROUND_STAGES: tuple[Stage, ...] = (
         "DELETE FROM synthesized WHERE round = ?",
         "DELETE FROM train_sets WHERE round = ?",
     ), fields=("loop.strategy", "loop.k", "loop.syn_per_pair", "loop.syn_share", "loop.eta", "loop.weighting",
-               "loop.replay", "loop.prior_examples",
+               "loop.replay", "loop.prior_examples", "loop.explore",
                "train")),  # the budget (steps x batch) sizes the training set
     Stage("train", ("DELETE FROM checkpoints WHERE round = ?",)),
     Stage("evaluate", _EVALUATE_RESETS),

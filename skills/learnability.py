@@ -5,7 +5,7 @@ that puts most examples on skills the student cannot learn yet (docs/benchmarks.
 135M student barely moves on lcm or equations), while uniform SFT keeps improving the
 learnable ones. Here each skill's weight is the expected gain of one more example:
 
-    w(s) = missing(s) * above_floor(s) * rate(s)
+    w(s) = missing(s) * max(above_floor(s), explore) * rate(s)
 
 - missing(s): the round's MSP count, STAT's own signal of where the student fails;
 - above_floor(s) = clip((p - f) / (1 - f), 0, 1): probe accuracy p above the skill's
@@ -16,6 +16,10 @@ learnable ones. Here each skill's weight is the expected gain of one more exampl
 - rate(s): how fast the skill's logit p~ moved per training example in the earlier rounds,
   shrunk towards the run-wide rate by `prior_examples` pseudo-examples (noise: 40 probe
   items a family). Round 0 has no measurement: every rate is 1, so the weight is the prior.
+- explore (`loop.explore`, default 0): the least above_floor a missing skill is weighted by.
+  Without it a skill the student cannot do at all yet gets no examples, so its rate is never
+  measured, however learnable it is (the frontier preset's late starters); with it such a
+  skill gets a small share in round 0 and keeps one only if it then moves.
 
 Everything comes from the store (profiles of rounds 0..r, training sets of rounds < r), so a
 resumed run computes the same weights. `replay` of the budget stays uniform over the pool
@@ -81,12 +85,13 @@ def learning_rates(profiles: Sequence[Mapping[str, SkillState]], trained: Sequen
 
 
 def skill_weights(profiles: Sequence[Mapping[str, SkillState]], trained: Sequence[Mapping[str, int]],
-                  prior_examples: float = 100.0) -> dict[str, float]:
-    """w(s) = missing(s) * above_floor(s) * rate(s) for the latest round's skills, normalised
-    to sum to 1; empty when no skill is worth an example (the whole budget is then replay)."""
+                  prior_examples: float = 100.0, explore: float = 0.0) -> dict[str, float]:
+    """w(s) = missing(s) * max(above_floor(s), explore) * rate(s) for the latest round's skills,
+    normalised to sum to 1; empty when no skill is worth an example (the whole budget is then
+    replay). `explore` > 0 gives a skill still at its floor a share, so its rate is measured."""
     if not profiles:
         return {}
     rates = learning_rates(profiles, trained, prior_examples)
-    raw = {s: st.missing * above_floor(st) * rates.get(s, 0.0) for s, st in profiles[-1].items()}
+    raw = {s: st.missing * max(above_floor(st), explore) * rates.get(s, 0.0) for s, st in profiles[-1].items()}
     total = sum(raw.values())
     return {s: w / total for s, w in sorted(raw.items()) if w > 0} if total > 0 else {}

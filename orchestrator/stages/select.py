@@ -111,7 +111,8 @@ def _learnable_set(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]], 
     and the largest weights as text (logged as an event too)."""
     cfg, store = ctx.cfg, ctx.store
     weights = learnability.skill_weights([store.skill_states(r) for r in range(round_ + 1)],
-                                         [store.trained_per_skill(r) for r in range(round_)], cfg.loop.prior_examples)
+                                         [store.trained_per_skill(r) for r in range(round_)], cfg.loop.prior_examples,
+                                         cfg.loop.explore)
     shown = ", ".join(f"{s} {w:.2f}" for s, w in sorted(weights.items(), key=lambda kv: -kv[1])[:8])
     shown = shown or "none (every skill at its floor or mastered): all replay"
     store.log(round_, "select", f"learnability weights: {shown}")

@@ -139,7 +139,8 @@ def _unlabelled_file(path: Path) -> Path:
         rows.append({"q": f"How many legs do {i} spiders have in total?", "a": str(8 * i)})
     with path.open("w") as f:
         for n, row in enumerate(rows):
-            f.write(json.dumps({**row, "split": "probe" if n % 3 == n // 3 % 3 else "pool"}) + "\n")
+            # the names datasets carry: read as probe and pool
+            f.write(json.dumps({**row, "split": "validation" if n % 3 == n // 3 % 3 else "train"}) + "\n")
         f.write('{"q": "a row without its answer", "split": "pool"}\n')
     return path
 
@@ -172,6 +173,8 @@ def test_file_task_with_embed_teacher_inline(tmp_path):
         wrong = {a[0] for a in store.attempts(0) if not a[4]}
         assert store.diagnosed_ids(0) == wrong
         assert sum(r[3] for r in store.profile(0)) >= len(wrong)
+        task = next(r.detail for r in store.ledger() if r.stage == "task")
+        assert "split values read as train -> pool, validation -> probe" in task  # what `sgi status` shows
         events = [r[0] for r in store.db.execute("SELECT message FROM events WHERE stage = 'task'").fetchall()]
         assert len(events) == 1 and "skipped row 37" in events[0] and "answer" in events[0]
     finally:

@@ -64,6 +64,21 @@ def test_round_0_weight_is_missing_times_accuracy_above_the_floor(store):
     assert weights["A"] == pytest.approx(5 / 7) and weights["C"] == pytest.approx(2 / 7)
 
 
+def test_explore_gives_a_skill_at_its_floor_a_share_that_its_measured_rate_then_decides(store):
+    # explore 0.2: A max(4/9, 0.2) = 4/9, B max(0, 0.2) = 0.2, C 8/9. w: A 5 * 4/9 = 20/9,
+    # B 9 * 0.2 = 1.8, C 8/9; sum 20/9 + 1.8 + 8/9 = 4.911111: A 0.452489, B 0.366516, C 0.180995
+    weights = skill_weights([store.skill_states(0)], [], explore=0.2)
+    assert weights == pytest.approx({"A": 0.452489, "B": 0.366516, "C": 0.180995}, rel=1e-5)
+    # round 1 (rates of the test below; B had no examples: the run-wide 0.0295181):
+    # A 2 * 7/9 * 0.0316266 = 0.0491969, B 9 * 0.2 * 0.0295181 = 0.0531326, C 8/9 * 0.0268347 = 0.0238531;
+    # sum 0.1261826
+    weights = skill_weights([store.skill_states(0), store.skill_states(1)], [store.trained_per_skill(0)], 100, 0.2)
+    assert weights == pytest.approx({"A": 0.389887, "B": 0.421078, "C": 0.189036}, rel=1e-4)
+    # B trained 30 examples without moving: its rate shrinks below the run-wide one, so does its share
+    rates = learning_rates([store.skill_states(0), store.skill_states(1)], [{**TRAINED_0, "B": 30}], 100)
+    assert rates["B"] < rates["A"] and rates["B"] == pytest.approx(100 * 1.475907 / 80 / 130, rel=1e-5)
+
+
 def test_round_1_weights_follow_the_measured_logit_gain_per_example(store):
     # A: logit(7/9) - logit(4/9) = ln(7/2) - ln(4/5) = 1.475907 over 40 examples; C: no change (8/9 both
     # rounds) over 10; run-wide rate 1.475907 / 50 = 0.0295181. Shrunk with 100 pseudo-examples:
