@@ -94,6 +94,16 @@ def train_args(cfg: RunConfig) -> dict[str, Any]:
     return {**_trainer_args(cfg, t.steps, t.batch_size, t.lr, t.lora_r), "full_finetune": t.full_finetune}
 
 
+def rl_args(cfg: RunConfig) -> dict[str, Any]:
+    """Hyper-parameters of `workers.rl.reinforce` for the RL round (the task is added by the stage)."""
+    rl = cfg.loop.rl
+    bf16 = native_bf16() if cfg.train.bf16 is None else cfg.train.bf16
+    return {"system_prompt": cfg.student.system_prompt, "steps": rl.steps, "prompts_per_step": rl.prompts_per_step,
+            "group_size": rl.group_size, "max_new_tokens": rl.max_new_tokens, "beta": rl.beta,
+            "temperature": rl.temperature, "lr": rl.lr, "lora_r": cfg.train.lora_r, "format_weight": rl.format_weight,
+            "seed": cfg.seed, "bf16": bf16}
+
+
 def resume_args(cfg: RunConfig) -> dict[str, Any]:
     """How a training call checkpoints and resumes; not part of a warm-up's cache key (no effect on weights)."""
     return {"state_every": cfg.train.state_every, "resume": True}

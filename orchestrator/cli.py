@@ -125,8 +125,9 @@ def _run_loop(cfg: Any, quiet: bool, progress: str, force_from: str | None) -> N
     from sgi.orchestrator import loop
 
     reporter = _reporter(quiet, progress)
+    rl = f", then GRPO: {cfg.loop.rl.steps} steps" if cfg.loop.rl.enabled else ""
     console.print(f"run [bold]{as_markup(cfg.name)}[/bold] in {as_markup(cfg.run_dir)}  (strategy {cfg.loop.strategy}, "
-                  f"{cfg.loop.rounds} rounds, {cfg.train.steps} steps x {cfg.train.batch_size} per round)")
+                  f"{cfg.loop.rounds} rounds, {cfg.train.steps} steps x {cfg.train.batch_size} per round{rl})")
     with stop_on_signals(reporter, cfg.run_dir):
         rows = loop.run(cfg, reporter, parse_stage(force_from) if force_from else None)
     console.print(summary_table(rows.summary, title=f"per round ({as_markup(cfg.run_dir / STORE_FILE)})"))

@@ -192,6 +192,25 @@ class DifficultyConfig(Section):
 LEARNABILITY_STRATEGIES = ("stat-sel", "stat-syn")
 
 
+class RLConfig(Section):
+    """GRPO after the supervised rounds (STAT's paper: its gains add up with RL): the task's own
+    checker as reward, LoRA, prompts drawn from the pool by the last profile (workers/rl.py)."""
+
+    enabled: bool = Field(False, description="one RL round after loop.rounds supervised ones")
+    prompts: Literal["targeted", "uniform"] = Field(
+        "targeted", description="targeted = drawn by the RL round's Missing-Skill-Profile, weighted as the "
+                                "supervised rounds weight it (with loop.replay uniform); uniform = the baseline")
+    steps: int = Field(20, ge=1)
+    prompts_per_step: int = Field(4, ge=1)
+    group_size: int = Field(4, ge=2, description="completions sampled per prompt (GRPO's group)")
+    max_new_tokens: int = Field(16, ge=1, le=512)
+    beta: float = Field(0.04, ge=0, description="KL penalty towards the model RL starts from")
+    temperature: float = Field(1.0, gt=0)
+    lr: float = Field(5e-5, gt=0)
+    format_weight: float = Field(0.0, ge=0, description="reward for the answer alone (the supervised format), "
+                                                         "added to 1 for a correct answer")
+
+
 class LoopConfig(Section):
     """STAT's rounds: profile, build the round's training set, train, evaluate."""
 
@@ -210,6 +229,7 @@ class LoopConfig(Section):
                                                          "uniformly from the pool, against forgetting")
     prior_examples: float = Field(100.0, ge=0, description="learnability weighting: training examples a skill's "
                                                              "measured rate must see to outweigh the run-wide rate")
+    rl: RLConfig = RLConfig()
     explore: float = Field(0.0, ge=0, le=1, description="learnability weighting: the least accuracy-above-floor "
                                                        "a missing skill is weighted by, so one the student cannot "
                                                        "do at all yet still gets examples and its rate is measured")
@@ -357,6 +377,8 @@ class RunConfig(Section):
     @model_validator(mode="after")
     def _parallel_training_splits_every_batch(self) -> RunConfig:
         n = self.ray.trainer_workers
+        if n > 1 and self.loop.rl.enabled:
+            raise ValueError("loop.rl trains in one process (TRL's GRPOTrainer); set ray.trainer_workers: 1")
         if n > 1 and not self.ray.enabled:
             raise ValueError("ray.trainer_workers > 1 trains through Ray Train; it needs ray.enabled: true")
         for key, size in (("train.batch_size", self.train.batch_size), ("warmup.batch_size", self.warmup.batch_size)):

@@ -58,14 +58,15 @@ class Engines:
                                        num_gpus=args["worker_gpus"] if alone else 0, max_concurrency=4)
         return self._trainer
 
-    def fit(self, title: str, base: Path, examples: list[tuple[str, str]], out: Path,
-            args: dict[str, Any]) -> dict[str, Any]:
-        """The one training path (warm-up and rounds): train from `base` into `out` with a bar,
-        then release the trainer so its CPUs go back to the students. A stop asked for while it
-        trains saves its state and raises StopRequested; a resumed run continues from it."""
+    def fit(self, title: str, base: Path, examples: list, out: Path, args: dict[str, Any],
+            method: str = "train") -> dict[str, Any]:
+        """The one training path (warm-up, rounds, and with `method` "reinforce" the RL round's
+        prompts): train from `base` into `out` with a bar, then release the trainer so its CPUs
+        go back to the students. A stop asked for while it trains saves its state and raises
+        StopRequested; a resumed run continues from it."""
         try:
             with self.reporter.bar(title, args["steps"], stoppable=False) as advance:
-                metrics = actors.call_with_progress(self.trainer(), "train", (base, examples, out),
+                metrics = actors.call_with_progress(self.trainer(), method, (base, examples, out),
                                                     {**args, **build.resume_args(self.cfg)}, advance,
                                                     stop=self.reporter.stop.is_set)
         finally:

@@ -47,6 +47,11 @@ def run(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | None =
             s.stage(r, "evaluate", stages.evaluate, r, *s.student_and_answers(model))  # 4. per-skill held-out eval
             if cfg.compose.every_round or r == cfg.loop.rounds - 1:
                 compose_round(s, r, model)  # 5. System 1 + System 2, routed per item
+        if cfg.loop.rl.enabled:  # then RL, where the last profile says the student is weak
+            r = cfg.loop.rounds
+            profile_round(s, r, model)
+            model = s.reinforce(r, model)
+            s.stage(r, "evaluate", stages.evaluate, r, *s.student_and_answers(model))
         return Finished(s.ctx.store.round_summary(), composed(s.ctx.store))  # 6. all of it is in DuckDB
 
 
@@ -213,6 +218,10 @@ class Session:
                                f"{'' if self.force_from[0] < 0 else f' of round {self.force_from[0]}'}")
         else:
             rundir.check_config(self.cfg.run_dir, changes, started)
+        reinforced = sorted(r for r, stage in started if stage == "rl" and r < self.cfg.loop.rounds)
+        if reinforced:
+            raise ConfigError(f"loop.rounds {self.cfg.loop.rounds}: round {reinforced[0]} of {self.cfg.run_dir} is its "
+                              "RL round, and supervised rounds do not follow RL; start a new run for more rounds")
         if changes:
             store.update_config(config_yaml)
 
@@ -283,6 +292,16 @@ class Session:
             self.engines.release_student()  # its CPUs/GPU go to the trainer; the next student is a new model anyway
         self.stage(r, "train", self._train_round, r, base)
         return Path(self.ctx.store.checkpoint(r))
+
+    def reinforce(self, r: int, base: Path) -> Path:
+        """The RL round's checkpoint, trained from `base` unless the ledger has it already."""
+        if not self.ctx.store.stage_done(r, "rl"):
+            self.engines.release_student()
+        self.stage(r, "rl", self._reinforce_round, r, base)
+        return Path(self.ctx.store.checkpoint(r))
+
+    def _reinforce_round(self, ctx: stages.Context, r: int, base: Path) -> str:
+        return stages.reinforce(ctx, r, base, self._checkpoint_dir(r), self.engines.fit)
 
     def _train_round(self, ctx: stages.Context, r: int, base: Path) -> str:
         return stages.train(ctx, r, base, self._checkpoint_dir(r), self.engines.fit)

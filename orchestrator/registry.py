@@ -34,7 +34,7 @@ _COMPOSE_RESETS = ("DELETE FROM routes WHERE round = ?", "DELETE FROM compose_cu
 SETUP_STAGES: tuple[Stage, ...] = (
     Stage("task", tuple(f"DELETE FROM {t}" for t in (
         "items", "skills", "item_skills", "attempts", "difficulty", "diagnoses", "train_sets", "synthesized",
-        "evals", "eval_signals", "checkpoints")), fields=("seed", "task")),
+        "evals", "eval_signals", "checkpoints", "rl_steps")), fields=("seed", "task")),
     Stage("label", ("DELETE FROM item_skills", "DELETE FROM skills"), fields=("teacher",)),
     # the warm-up trains with train.bf16 too
     Stage("warmup", fields=("warmup", "student.model", "train.bf16")),
@@ -55,6 +55,9 @@ ROUND_STAGES: tuple[Stage, ...] = (
                "loop.replay", "loop.prior_examples", "loop.explore",
                "train")),  # the budget (steps x batch) sizes the training set
     Stage("train", ("DELETE FROM checkpoints WHERE round = ?",)),
+    # the RL round (after loop.rounds supervised ones) runs this in place of select and train
+    Stage("rl", ("DELETE FROM rl_steps WHERE round = ?", "DELETE FROM train_sets WHERE round = ?",
+                 "DELETE FROM checkpoints WHERE round = ?"), fields=("loop.rl",)),
     Stage("evaluate", _EVALUATE_RESETS),
     Stage("compose", _COMPOSE_RESETS),
 )

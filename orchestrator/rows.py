@@ -157,3 +157,14 @@ class TeacherUsage(NamedTuple):
     prompt_tokens: int | None
     completion_tokens: int | None
     seconds: float | None
+
+
+class RLStep(NamedTuple):
+    step: int
+    reward: float  # mean over the step's completions: correct + format_weight x format
+    reward_std: float | None
+    correct: float | None  # share the task's checker accepted
+    format: float | None  # share that were the answer alone
+    kl: float | None  # from the model RL started from
+    loss: float | None
+    completion_tokens: float | None  # mean completion length

@@ -64,7 +64,10 @@ def check_config(run_dir: Path, changes: dict[str, tuple[Any, Any]], started: li
         stage = stage_of(key)
         if stage is None:
             continue
-        hit = [s for s in started if position(*s) >= position(*stage)]
+        if stage[1] == "rl":  # RL settings decide the RL round only, which runs after every other
+            hit = [s for s in started if s[1] == "rl" or (s[1] == "evaluate" and (s[0], "rl") in started)]
+        else:
+            hit = [s for s in started if position(*s) >= position(*stage)]
         if hit:
             blocked.append((key, old, new, min(hit, key=lambda s: position(*s))))
     if not blocked:

@@ -19,8 +19,8 @@ import pyarrow as pa
 
 from sgi.orchestrator import registry
 from sgi.orchestrator.rows import (AttemptRow, ComposeRow, ComposeSummary, CurvePoint, LedgerRow, MetricsRow,
-                                   ProfileRow, RoundSummary, SignalRow, SkillEval, SynthesizedRow, TeacherUsage,
-                                   TokenRow, TrainRow)
+                                   ProfileRow, RLStep, RoundSummary, SignalRow, SkillEval, SynthesizedRow,
+                                   TeacherUsage, TokenRow, TrainRow)
 from sgi.skills.learnability import SkillState
 from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
 from sgi.skills.runs import (MIGRATIONS, SCHEMA_VERSION, SETUP_ROUND, SNAPSHOT_FILE, StoreError, copy_database, damaged,
@@ -312,6 +312,17 @@ class Store:
         """rows: (router, split, system1_accuracy, system2_accuracy, apgr, cpt50, cpt80, cpt95)."""
         return self._insert("compose_metrics", "round, router, split, system1_accuracy, system2_accuracy, apgr, "
                             "cpt50, cpt80, cpt95", ((round_, *r) for r in rows))
+
+    def add_rl_steps(self, round_: int, history: Sequence[dict[str, float]]) -> int:
+        """history: `workers.rl.reinforce`'s per-step dicts (step, reward, reward_std, correct, ...)."""
+        columns = ("step", "reward", "reward_std", "correct", "format", "kl", "loss", "completion_tokens")
+        return self._insert("rl_steps", "round, " + ", ".join(columns),
+                            ((round_, *(h.get(c) for c in columns)) for h in history))
+
+    def rl_steps(self, round_: int) -> list[RLStep]:
+        return [RLStep(*row) for row in self.db.execute(
+            "SELECT step, reward, reward_std, correct, format, kl, loss, completion_tokens FROM rl_steps "
+            "WHERE round = ? ORDER BY step", [round_]).fetchall()]
 
     def add_checkpoint(self, round_: int, path: str, base: str, metrics: dict[str, Any]) -> int:
         return self._insert(

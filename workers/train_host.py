@@ -43,6 +43,16 @@ class TrainerHost:
 
         return fine_tune(base, examples, out, progress=self.report_step, should_stop=lambda: self.stopping, **args)
 
+    def reinforce(self, base: Path, prompts: list, out: Path, **args: Any) -> dict:
+        """GRPO on `prompts` (`workers.rl.reinforce`), in this process."""
+        if self.workers > 1:
+            raise ValueError("GRPO trains in one process; set ray.trainer_workers: 1")
+        self.step = 0
+        self.stopping = False
+        from sgi.workers.rl import reinforce
+
+        return reinforce(base, prompts, out, progress=self.report_step, should_stop=lambda: self.stopping, **args)
+
     def _train_parallel(self, base: Path, examples: list[tuple[str, str]], out: Path, args: dict) -> dict:
         import ray
         from ray.train import FailureConfig, RunConfig, ScalingConfig

@@ -107,7 +107,7 @@ def fine_tune(
 
     torch.manual_seed(seed)  # LoRA init is random: seed it before the adapters are made
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = _model(model_path, full_finetune, lora_r, lora_alpha)
+    model = trainable_model(model_path, full_finetune, lora_r, lora_alpha)
 
     world, rank = _distributed()
     if batch_size % world:
@@ -128,10 +128,10 @@ def fine_tune(
         "max_len": max_len, "bf16": bf16, "full_finetune": full_finetune, "group_by_length": group_by_length,
         "lora": None if full_finetune else [lora_r, lora_alpha], "data": _digest(data),
     }
-    checkpoint, prior_seconds = _last_checkpoint(states, run_key) if resume else (None, 0.0)
+    checkpoint, prior_seconds = last_checkpoint(states, run_key) if resume else (None, 0.0)
     if checkpoint is None:
         shutil.rmtree(states, ignore_errors=True)  # nothing to continue: no stale checkpoint may linger
-    hooks = _Hooks(steps, run_key, prior_seconds, progress, should_stop)
+    hooks = StateHooks(steps, run_key, prior_seconds, progress, should_stop)
     trainer = Trainer(
         model=model,
         args=_arguments(states, steps, batch_size // world, lr, seed, bf16, state_every),
@@ -166,7 +166,7 @@ def fine_tune(
         "resumed_from": _step(checkpoint) if checkpoint else None,
     }
     if rank == 0:
-        _save(trainer.model, tokenizer, out_dir, metrics, adapter=not full_finetune)
+        save_trained(trainer.model, tokenizer, out_dir, metrics, adapter=not full_finetune)
         shutil.rmtree(states, ignore_errors=True)  # out_dir is complete: the checkpoints are stale
     return metrics
 
@@ -192,7 +192,7 @@ def saved_step(out_dir: str | Path) -> int | None:
     return _step(done[-1]) if done else None
 
 
-def _model(model_path, full_finetune: bool, lora_r: int, lora_alpha: int):
+def trainable_model(model_path, full_finetune: bool, lora_r: int, lora_alpha: int):
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     model.config.use_cache = False  # no generation while training
     if full_finetune:
@@ -231,8 +231,9 @@ def _optimizer(model, lr: float, steps: int):
     return optim, sched
 
 
-class _Hooks(TrainerCallback):
-    """Progress, graceful stop, and the completeness marker of each checkpoint (with run key and time)."""
+class StateHooks(TrainerCallback):
+    """Progress, graceful stop, and the completeness marker of each checkpoint (with run key
+    and time): for any Trainer of ours (SFT here, GRPO in `workers/rl.py`)."""
 
     def __init__(self, steps, run_key, prior_seconds, progress, should_stop):
         self.steps, self.run_key, self.prior = steps, run_key, prior_seconds
@@ -292,7 +293,7 @@ def _step(checkpoint: Path) -> int:
     return int(checkpoint.name.split("-")[-1])
 
 
-def _last_checkpoint(states: Path, run_key: dict) -> tuple[Path | None, float]:
+def last_checkpoint(states: Path, run_key: dict) -> tuple[Path | None, float]:
     """The newest complete checkpoint and the training seconds before it; refuses one from other settings."""
     done = _complete_checkpoints(states)
     if not done:
@@ -400,7 +401,7 @@ def _digest(data) -> str:
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
 
-def _save(model, tokenizer, out_dir: Path, metrics: dict, *, adapter: bool) -> None:
+def save_trained(model, tokenizer, out_dir: Path, metrics: dict, *, adapter: bool) -> None:
     """out_dir/adapter (peft, LoRA only), out_dir/merged (plain model + tokenizer), out_dir/metrics.json.
 
     Built in a temp folder beside out_dir and renamed into place, so a killed run never

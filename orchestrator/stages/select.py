@@ -128,6 +128,29 @@ def _learnable_set(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]], 
     return chosen, shown
 
 
+def rl_prompts(ctx: Context, round_: int) -> list[selection.Selected]:
+    """The RL round's prompts, steps x prompts_per_step of them from the pool: uniform (the
+    baseline), or by the round's profile as the supervised rounds weight it (learnability
+    weights under stat-sel / stat-syn's default, else each skill's missing count) with
+    `loop.replay` of them uniform."""
+    cfg, store = ctx.cfg, ctx.store
+    rl = cfg.loop.rl
+    budget, seed = rl.steps * rl.prompts_per_step, cfg.seed * 1000 + round_
+    pool = store.items("pool")
+    ids = [i.item_id for i in pool]
+    if rl.prompts == "uniform":
+        return selection.uniform(ids, budget=budget, seed=seed)
+    states = [store.skill_states(r) for r in range(round_ + 1)]
+    if cfg.loop.by_learnability:
+        weights = learnability.skill_weights(states, [store.trained_per_skill(r) for r in range(round_)],
+                                             cfg.loop.prior_examples, cfg.loop.explore)
+    else:
+        total = sum(st.missing for st in states[-1].values())
+        weights = {s: st.missing / total for s, st in sorted(states[-1].items()) if st.missing} if total else {}
+    return selection.weighted_sel(store.missing_pairs(round_), _by_skill(ctx, pool), ids, weights, budget=budget,
+                                  replay=cfg.loop.replay, seed=seed)
+
+
 def _by_skill(ctx: Context, items: Sequence[Item]) -> dict[str, list[str]]:
     labels = ctx.store.labels()
     by_skill: dict[str, list[str]] = defaultdict(list)

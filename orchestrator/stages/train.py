@@ -1,4 +1,4 @@
-"""Training: the warm-up's examples and cache folder, and a round's fine-tune."""
+"""Training: the warm-up's examples and cache folder, a round's fine-tune, and the RL round's GRPO."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from sgi.orchestrator import build
 from sgi.orchestrator.stages.context import Context
+from sgi.orchestrator.stages.select import rl_prompts
 
 
 def warmup_examples(ctx: Context) -> list[tuple[str, str]]:
@@ -39,3 +40,24 @@ def train(ctx: Context, round_: int, base: Path, out: Path, fit: Callable[..., d
     metrics = fit(f"round {round_}: training steps", base, examples, out, build.train_args(ctx.cfg))
     ctx.store.add_checkpoint(round_, str(out / "merged"), str(base), metrics)
     return f"{metrics['steps']} steps on {len(examples)} examples, final loss {metrics['final_loss']:.3f}"
+
+
+def reinforce(ctx: Context, round_: int, base: Path, out: Path, fit: Callable[..., dict[str, Any]]) -> str:
+    """The RL round (loop.rl): GRPO from the last supervised checkpoint on prompts drawn by
+    the round's own profile, the task's checker as reward; the prompts are stored as the
+    round's training set (reason targeted or replay), each step's reward and KL in rl_steps.
+    Resumes mid-RL like training does."""
+    rl = ctx.cfg.loop.rl
+    chosen = rl_prompts(ctx, round_)
+    ctx.store.add_train_set(round_, f"rl-{rl.prompts}", chosen)
+    pool = {item.item_id: item for item in ctx.store.items("pool")}
+    prompts = [pool[c.item_id] for c in chosen]
+    args = {**build.rl_args(ctx.cfg), "task": ctx.task}
+    metrics = fit(f"round {round_}: GRPO steps", base, prompts, out, args, method="reinforce")
+    ctx.store.add_rl_steps(round_, metrics["history"])
+    ctx.store.add_checkpoint(round_, str(out / "merged"), str(base), metrics)
+    rewards = [h["reward"] for h in metrics["history"]]
+    quarter = max(1, len(rewards) // 4)
+    return (f"GRPO ({rl.prompts} prompts): {rl.steps} steps x {rl.prompts_per_step} prompts x {rl.group_size} "
+            f"samples; mean reward {sum(rewards[:quarter]) / quarter:.2f} in the first quarter, "
+            f"{sum(rewards[-quarter:]) / quarter:.2f} in the last; KL {metrics['history'][-1].get('kl', 0.0):.4f}")

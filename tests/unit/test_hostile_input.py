@@ -117,13 +117,19 @@ def test_split_columns_with_the_usual_names_are_read_as_ours(tmp_path):
 # -- a damaged store -------------------------------------------------------------------------------
 
 
+def stored_run(tmp_path: Path, name: str) -> Path:
+    """A run folder with a real store that holds only its config."""
+    run = tmp_path / "runs" / name
+    store = Store(run / "sgi.duckdb")
+    store.record_run(name, f"name: {name}\n")
+    store.close()
+    return run
+
+
 @pytest.fixture
 def damaged_run(tmp_path) -> Path:
     """A real run store whose pages fail DuckDB's checksums (bytes flipped inside a block)."""
-    run = tmp_path / "runs" / "hurt"
-    store = Store(run / "sgi.duckdb")
-    store.record_run("hurt", "name: hurt\n")
-    store.close()
+    run = stored_run(tmp_path, "hurt")
     data = bytearray((run / "sgi.duckdb").read_bytes())
     data[3 * 4096 + 100:3 * 4096 + 164] = b"\xff" * 64
     (run / "sgi.duckdb").write_bytes(bytes(data))
@@ -164,16 +170,18 @@ def test_an_unset_key_variable_fails_before_any_work(sgi, tmp_path, monkeypatch)
     assert not (tmp_path / "runs" / "default").exists()
 
 
+def test_a_bad_rl_config_is_one_line_before_any_work(sgi, tmp_path):
+    one_error_line(*sgi("run", "--set", "loop.rl.enabled=true", "--set", "loop.rl.beta=-1")[::2],
+                   "loop.rl.beta: Input should be greater than or equal to 0")
+    assert not (tmp_path / "runs" / "default").exists()
+
+
 # -- report and server arguments -------------------------------------------------------------------
 
 
 @pytest.fixture
 def a_run(tmp_path) -> Path:
-    run = tmp_path / "runs" / "fine"
-    store = Store(run / "sgi.duckdb")
-    store.record_run("fine", "name: fine\n")
-    store.close()
-    return run
+    return stored_run(tmp_path, "fine")
 
 
 def test_report_out_on_a_file_is_refused_and_the_file_kept(sgi, a_run, tmp_path):

@@ -182,3 +182,28 @@ def test_pool_strategies_fill_the_budget_under_their_own_name(store, tmp_path, s
     assert store.db.execute("SELECT DISTINCT strategy FROM train_sets WHERE round = 1").fetchall() == [(strategy,)]
     reasons = {row.reason for row in chosen}
     assert reasons <= REASONS[strategy] and reasons & (REASONS[strategy] - {"fill"})
+
+
+def _context(store, *overrides: str):
+    from sgi.orchestrator import stages
+    from sgi.orchestrator.config import load_config
+    from sgi.orchestrator.progress import Reporter
+
+    cfg = load_config(None, ["loop.rl.enabled=true", "loop.rl.steps=4", "loop.rl.prompts_per_step=4", *overrides])
+    return stages.Context(cfg=cfg, task=None, store=store, teacher=None, reporter=Reporter(quiet=True))
+
+
+def test_rl_prompts_follow_the_rl_rounds_profile_like_a_training_set(store):
+    from sgi.orchestrator.stages.select import rl_prompts
+
+    # RL after round 0 (the RL round is 1): the weights of the round-1 test above, A 0.673469 : C 0.326531;
+    # 4 steps x 4 prompts = 16, replay 0.25 -> 4 replay, 12 targeted: 8.08 : 3.92 -> A 8, C 4
+    chosen = rl_prompts(_context(store), 1)
+    assert Counter((c.reason, c.skill) for c in chosen) == {("targeted", "A"): 8, ("targeted", "C"): 4,
+                                                            ("replay", ""): 4}
+    assert rl_prompts(_context(store), 1) == chosen  # from the store alone: a resumed round draws the same
+    # the paper's rule: each skill by its missing count in the RL round's profile (A 2, B 9, C 1 of 12)
+    paper = rl_prompts(_context(store, "loop.weighting=paper"), 1)
+    assert Counter(c.skill for c in paper if c.reason == "targeted") == {"A": 2, "B": 9, "C": 1}
+    uniform = rl_prompts(_context(store, "loop.rl.prompts=uniform"), 1)
+    assert len(uniform) == 16 and {c.reason for c in uniform} == {"uniform"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ NOT_RESET = {"meta", "runs", "ledger", "events", "teacher_calls"}
 def test_the_order_is_the_loops():
     assert [s.name for s in registry.SETUP_STAGES] == ["task", "label", "warmup", "evaluate", "compose"]
     assert [s.name for s in registry.ROUND_STAGES] == [
-        "infer", "difficulty", "diagnose", "profile", "select", "train", "evaluate", "compose"]
+        "infer", "difficulty", "diagnose", "profile", "select", "train", "rl", "evaluate", "compose"]
     assert registry.position(SETUP_ROUND, "compose") < registry.position(0, "infer") < registry.position(1, "infer")
     assert registry.position(0, "train") < registry.position(0, "evaluate")
 
@@ -50,6 +51,16 @@ def test_unknown_stages_are_refused_naming_the_known_ones():
     ("seed", (SETUP_ROUND, "task")), ("teacher", (SETUP_ROUND, "label")), ("train.bf16", (SETUP_ROUND, "warmup")),
     ("student.model", (SETUP_ROUND, "warmup")), ("student", (SETUP_ROUND, "evaluate")),
     ("difficulty", (0, "infer")), ("loop.weighting", (0, "select")), ("train", (0, "select")),
+    ("loop.rl", (0, "rl")),
 ])
 def test_fields_name_the_first_stage_they_decide(field, stage):
     assert registry.field_stages()[field] == stage
+
+
+def test_rl_settings_guard_the_rl_round_only():
+    from sgi.orchestrator.rundir import ConfigChanged, check_config
+
+    supervised = [(SETUP_ROUND, "task"), (0, "select"), (0, "train"), (0, "evaluate"), (1, "infer")]
+    check_config(Path("runs/x"), {"loop.rl.steps": (20, 10)}, supervised)  # RL not started: free to change
+    with pytest.raises(ConfigChanged, match=r"loop.rl.steps \(20 -> 10\).*--force-from 1:rl"):
+        check_config(Path("runs/x"), {"loop.rl.steps": (20, 10)}, [*supervised, (1, "profile"), (1, "rl")])
