@@ -46,7 +46,7 @@ from sgi.orchestrator.store import Store
 from sgi.orchestrator.terminal import as_markup, as_text
 from sgi.skills.interfaces import TeacherOutputError, TeacherRefused
 from sgi.skills.routing import REFERENCES, ROUTERS
-from sgi.skills.runs import STORE_FILE, StoreError, damaged, round_cell
+from sgi.skills.runs import STORE_FILE, StoreError, damaged, leftover_log, round_cell
 from sgi.skills.tasks.files import TaskDataError
 from sgi.workers.actors import EngineDied
 from sgi.workers.models import ModelNotFoundError
@@ -473,6 +473,8 @@ def _reader(run_dir: Path) -> Store:
 
     live = published(run_dir)
     if live is None:
+        if warning := leftover_log(run_dir):
+            Console(stderr=True).print(f"[yellow]note:[/yellow] {as_markup(warning)}", highlight=False, soft_wrap=True)
         return Store(run_dir / STORE_FILE, read_only=True)
     path, held_by = live
     age = time.time() - path.stat().st_mtime

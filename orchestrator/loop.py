@@ -28,7 +28,7 @@ from sgi.orchestrator.progress import Reporter
 from sgi.orchestrator.rows import ComposeSummary, MetricsRow, ProfileRow, RoundSummary
 from sgi.orchestrator.store import Store
 from sgi.orchestrator.terminal import as_markup
-from sgi.skills.runs import SETUP_ROUND, STORE_FILE, StoreError, round_label
+from sgi.skills.runs import SETUP_ROUND, STORE_FILE, StoreError, leftover_log, round_label
 from sgi.workers import actors
 from sgi.workers.teachers import make_teacher
 
@@ -152,6 +152,8 @@ class Session:
 
     def _open(self) -> None:
         cfg = self.cfg
+        if warning := leftover_log(cfg.run_dir, locked_by_us=True):  # no other process can be writing it
+            self.reporter.warn(warning)
         if self.lock.previous:
             self.reporter.warn(f"{cfg.run_dir} was left locked by pid {self.lock.previous.get('pid')} "
                                f"({self.lock.previous.get('command')}), which is gone; taking over")

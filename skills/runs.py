@@ -40,6 +40,17 @@ class StoreError(RuntimeError):
     """The run's store cannot be used as asked; the message says why and what to do."""
 
 
+def leftover_log(run_dir: Path, locked_by_us: bool = False) -> str | None:
+    """A warning when no other process holds `run_dir` but its store's write-ahead log is
+    there: the last writer was killed before closing. DuckDB replays the entries it can read
+    (a committed write is whole) and drops the rest without a word, so sgi says it."""
+    wal = Path(run_dir) / (STORE_FILE + ".wal")
+    if not wal.is_file() or (not locked_by_us and holder(run_dir) is not None):
+        return None
+    return (f"{wal} ({wal.stat().st_size:,} bytes) was left by a process that did not close the store; DuckDB "
+            "replays the writes it can read from it and drops the rest (a write cut by a kill)")
+
+
 def damaged(err: Exception, path: Path | str | None = None) -> StoreError | None:
     """A DuckDB error that says the file itself is broken (bad checksum, not a database), as
     one line naming the file and what to do; None for any other error."""

@@ -146,6 +146,15 @@ def test_a_damaged_store_is_named_not_dumped_and_left_as_it_is(sgi, damaged_run,
     assert sorted(p.name for p in damaged_run.iterdir()) == files  # no report folder, no lock left
 
 
+def test_a_write_ahead_log_left_by_a_killed_writer_is_said_not_silently_dropped(sgi, tmp_path):
+    run = stored_run(tmp_path, "cut")
+    (run / "sgi.duckdb.wal").write_bytes(bytes(range(256)) * 8)  # garbage: DuckDB drops it
+    code, out, err = sgi("status", str(run), run_options=False)
+    assert code is None or code == 0, err
+    assert "sgi.duckdb.wal (2,048 bytes) was left by a process that did not close the store" in err
+    assert "run cut" in out and "Traceback" not in err
+
+
 # -- models and keys checked before any work -------------------------------------------------------
 
 
