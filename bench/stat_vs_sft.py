@@ -50,10 +50,11 @@ ARMS: dict[str, list[str]] = {  # name -> the run's overrides
 COLUMNS = ("test", "weakest third", "general", "rare learnable", "not learnable")
 
 
-def run_or_load(args: argparse.Namespace, arm: str, seed: int) -> dict:
-    """A run's kept summary: from --results when one matches its overrides, else run it and keep one."""
+def run_or_load(args: argparse.Namespace, arm: str, seed: int, arms: dict[str, list[str]] = ARMS) -> dict:
+    """A run's kept summary: from --results when one matches its overrides, else run it and keep one.
+    `arms` gives each arm's overrides (bench/stat_then_rl.py passes its own)."""
     path = args.results / f"{_safe(arm)}-{args.preset}-s{seed}-r{args.rounds}.json"
-    overrides = [*ARMS[arm], f"task.gym.preset={args.preset}", f"task.gym.test_per_family={args.test}", *args.extra]
+    overrides = [*arms[arm], f"task.gym.preset={args.preset}", f"task.gym.test_per_family={args.test}", *args.extra]
     if path.is_file() and not args.rerun:
         kept = json.loads(path.read_text())
         if kept["overrides"] == overrides:
@@ -61,8 +62,9 @@ def run_or_load(args: argparse.Namespace, arm: str, seed: int) -> dict:
                   file=sys.stderr)
             return kept
     name = f"{_safe(arm)}-{args.preset}-s{seed}"
+    # compose changes no weights and would add to the ledger's time; an arm may set its own loop.rounds
     sets = [f"name={name}", f"runs_dir={args.out}", f"seed={seed}", f"loop.rounds={args.rounds}",
-            "compose.enabled=false", *overrides]  # compose changes no weights and would add to the ledger's time
+            "compose.enabled=false", *overrides]
     subprocess.run([sys.executable, "-m", "sgi.orchestrator", "run", "--quiet",
                     *[a for s in sets for a in ("--set", s)]], check=True, stdout=subprocess.DEVNULL)
     store = Store(args.out / name / "sgi.duckdb", read_only=True)
@@ -72,7 +74,8 @@ def run_or_load(args: argparse.Namespace, arm: str, seed: int) -> dict:
                   "summary": [list(row) for row in summary], "floor": store.test_floor(),
                   "families": {str(r): f for r, f in store.family_evals("test").items()},
                   # stage time from the ledger, not this call's wall time: a resumed run still reports true times
-                  "seconds": sum(row.seconds or 0 for row in summary), "ledger": [list(r[:4]) for r in store.ledger()]}
+                  "seconds": sum(row.seconds or 0 for row in summary), "ledger": [list(r[:4]) for r in store.ledger()],
+                  "rl_steps": [list(r) for r in store.rl_steps(summary[-1].round)]}  # [] without an RL round
     finally:
         store.close()
     return keep(path, record)

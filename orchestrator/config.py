@@ -214,7 +214,7 @@ class RLConfig(Section):
 class LoopConfig(Section):
     """STAT's rounds: profile, build the round's training set, train, evaluate."""
 
-    rounds: int = Field(2, ge=1)
+    rounds: int = Field(2, ge=0, description="supervised rounds; 0 only with loop.rl (RL from the warm-up student)")
     strategy: Literal["stat-sel", "stat-syn", "stat-sel+syn", "skill-it", "uniform", "embed-sel"] = "stat-sel"
     k: int = Field(5, ge=1, description="pool items per (difficult item, missing skill) pair")
     syn_per_pair: int = Field(2, ge=1, description="synthesized items per pair (stat-syn)")
@@ -233,6 +233,12 @@ class LoopConfig(Section):
     explore: float = Field(0.0, ge=0, le=1, description="learnability weighting: the least accuracy-above-floor "
                                                        "a missing skill is weighted by, so one the student cannot "
                                                        "do at all yet still gets examples and its rate is measured")
+
+    @model_validator(mode="after")
+    def _some_round_to_run(self) -> LoopConfig:
+        if self.rounds == 0 and not self.rl.enabled:
+            raise ValueError("rounds: 0 runs no round; give 1 or more, or enable loop.rl (RL from the warm-up student)")
+        return self
 
     @model_validator(mode="after")
     def _weighting_applies_to_stat(self) -> LoopConfig:

@@ -54,6 +54,7 @@ def test_round_trip_through_dump(tmp_path):
         ("loop:\n  rl: {enabled: true, group_size: 1}\n", "loop.rl.group_size: Input should be greater than or equal to 2"),
         ("loop:\n  rl: {prompts: skills}\n", "loop.rl.prompts: Input should be 'targeted' or 'uniform'"),
         ("loop:\n  rl: {enabled: true}\nray:\n  trainer_workers: 2\n", "loop.rl trains in one process"),
+        ("loop:\n  rounds: 0\n", "loop: rounds: 0 runs no round"),
     ],
 )
 def test_errors_name_the_file_and_key(tmp_path, text, message):
