@@ -97,11 +97,10 @@ def train_args(cfg: RunConfig) -> dict[str, Any]:
 def rl_args(cfg: RunConfig) -> dict[str, Any]:
     """Hyper-parameters of `workers.rl.reinforce` for the RL round (the task is added by the stage)."""
     rl = cfg.loop.rl
-    bf16 = native_bf16() if cfg.train.bf16 is None else cfg.train.bf16
     return {"system_prompt": cfg.student.system_prompt, "steps": rl.steps, "prompts_per_step": rl.prompts_per_step,
             "group_size": rl.group_size, "max_new_tokens": rl.max_new_tokens, "beta": rl.beta,
             "temperature": rl.temperature, "lr": rl.lr, "lora_r": cfg.train.lora_r, "format_weight": rl.format_weight,
-            "seed": cfg.seed, "bf16": bf16}
+            "seed": cfg.seed, "bf16": _bf16(cfg)}
 
 
 def resume_args(cfg: RunConfig) -> dict[str, Any]:
@@ -110,9 +109,13 @@ def resume_args(cfg: RunConfig) -> dict[str, Any]:
 
 
 def _trainer_args(cfg: RunConfig, steps: int, batch_size: int, lr: float | None, lora_r: int) -> dict[str, Any]:
-    bf16 = native_bf16() if cfg.train.bf16 is None else cfg.train.bf16
     return {"system_prompt": cfg.student.system_prompt, "steps": steps, "batch_size": batch_size, "lr": lr,
-            "lora_r": lora_r, "seed": cfg.seed, "bf16": bf16}
+            "lora_r": lora_r, "seed": cfg.seed, "bf16": _bf16(cfg)}
+
+
+def _bf16(cfg: RunConfig) -> bool:
+    """bf16 autocast for every training (warm-up, rounds, RL): as configured, else where native."""
+    return native_bf16() if cfg.train.bf16 is None else cfg.train.bf16
 
 
 def resource_needs(cfg: RunConfig, cluster_gpus: float) -> dict[str, float]:

@@ -289,24 +289,18 @@ class Session:
         return f"{metrics['steps']} steps, final loss {metrics['final_loss']:.3f}, {metrics['seconds']:.0f} s"
 
     def train(self, r: int, base: Path) -> Path:
-        """Round r's checkpoint, trained from `base` unless the ledger has it already."""
-        if not self.ctx.store.stage_done(r, "train"):
-            self.engines.release_student()  # its CPUs/GPU go to the trainer; the next student is a new model anyway
-        self.stage(r, "train", self._train_round, r, base)
-        return Path(self.ctx.store.checkpoint(r))
+        """Round r's checkpoint, fine-tuned from `base` unless the ledger has it already."""
+        return self._trained(r, "train", stages.train, base)
 
     def reinforce(self, r: int, base: Path) -> Path:
-        """The RL round's checkpoint, trained from `base` unless the ledger has it already."""
-        if not self.ctx.store.stage_done(r, "rl"):
-            self.engines.release_student()
-        self.stage(r, "rl", self._reinforce_round, r, base)
+        """The RL round's checkpoint, trained by GRPO from `base` unless the ledger has it already."""
+        return self._trained(r, "rl", stages.reinforce, base)
+
+    def _trained(self, r: int, name: str, how: Callable[..., str], base: Path) -> Path:
+        if not self.ctx.store.stage_done(r, name):
+            self.engines.release_student()  # its CPUs/GPU go to the trainer; the next student is a new model anyway
+        self.stage(r, name, how, r, base, self._checkpoint_dir(r), self.engines.fit)
         return Path(self.ctx.store.checkpoint(r))
-
-    def _reinforce_round(self, ctx: stages.Context, r: int, base: Path) -> str:
-        return stages.reinforce(ctx, r, base, self._checkpoint_dir(r), self.engines.fit)
-
-    def _train_round(self, ctx: stages.Context, r: int, base: Path) -> str:
-        return stages.train(ctx, r, base, self._checkpoint_dir(r), self.engines.fit)
 
     def _checkpoint_dir(self, r: int) -> Path:
         return (self.cfg.run_dir / "checkpoints" / f"round-{r}").resolve()

@@ -67,9 +67,10 @@ class Store:
             if created:  # leave no half-made store behind
                 for leftover in (self.path, self.path.with_name(self.path.name + ".wal")):
                     leftover.unlink(missing_ok=True)
-            if not isinstance(err, (duckdb.IOException, duckdb.TransactionException)) and not damaged(err):
+            problem = damaged(err, self.path)
+            if problem is None and not isinstance(err, (duckdb.IOException, duckdb.TransactionException)):
                 raise
-            raise damaged(err, self.path) or StoreError(f"{self.path}: cannot open the run store ({err})") from None
+            raise problem or StoreError(f"{self.path}: cannot open the run store ({err})") from None
         self._check_version()
         self.current_stage = (SETUP_ROUND, "")
         self._published = 0.0

@@ -98,9 +98,10 @@ def _copy_store(store: Path, target: Path) -> None:
         # A store written by an older sgi lacks the newer tables and views: its copy is upgraded.
         copy_database(db, "store", target, then=upgrade_sql(schema_version(db, "store")))
     except duckdb.Error as err:
-        if not isinstance(err, duckdb.IOException) and not damaged(err):
+        problem = damaged(err, store)
+        if problem is None and not isinstance(err, duckdb.IOException):
             raise
-        raise damaged(err, store) or StoreError(f"{store}: cannot read the run store ({str(err).splitlines()[0]})") from None
+        raise problem or StoreError(f"{store}: cannot read the run store ({str(err).splitlines()[0]})") from None
     finally:
         db.close()
 

@@ -21,6 +21,7 @@ standard deviation, the correct and format parts, KL, loss, completion length).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -34,7 +35,7 @@ from transformers import AutoTokenizer
 from transformers.trainer_callback import PrinterCallback
 
 from sgi.skills.records import Item
-from sgi.skills.rewards import score
+from sgi.skills.rewards import Scored, score
 from sgi.workers.models import native_bf16
 from sgi.workers.trainer import StateHooks, last_checkpoint, save_trained, state_path, trainable_model
 
@@ -140,14 +141,19 @@ def _chat(system_prompt: str | None, question: str) -> list[dict[str, str]]:
 
 
 def _reward_functions(task: Any, prompts: list[Item]) -> list[Callable[..., list[float]]]:
-    """The two reward parts TRL logs by name (rewards/correct, rewards/format), each scored
-    by the task on the completion's text; `item_index` is the dataset column naming the prompt."""
+    """The two reward parts TRL logs by name (rewards/correct, rewards/format); `item_index` is
+    the dataset column naming the prompt. TRL asks each part for the same completions, so a
+    completion is scored once (the task's checker can be slow: math-verify) and read twice."""
+
+    @functools.lru_cache(maxsize=1024)  # a step's completions: prompts_per_step x group_size
+    def scored(index: int, text: str) -> Scored:
+        return score(task, prompts[index], text)
 
     def correct(completions: list, item_index: list[int], **_: Any) -> list[float]:
-        return [score(task, prompts[i], _text(c)).correct for c, i in zip(completions, item_index)]
+        return [scored(i, _text(c)).correct for c, i in zip(completions, item_index)]
 
     def format(completions: list, item_index: list[int], **_: Any) -> list[float]:  # noqa: A001 (TRL logs the name)
-        return [score(task, prompts[i], _text(c)).formatted for c, i in zip(completions, item_index)]
+        return [scored(i, _text(c)).formatted for c, i in zip(completions, item_index)]
 
     return [correct, format]
 

@@ -110,9 +110,7 @@ def _learnable_set(ctx: Context, round_: int, pairs: Sequence[tuple[str, str]], 
     targeted share's items first, spread over each skill's difficult items. Returns the set
     and the largest weights as text (logged as an event too)."""
     cfg, store = ctx.cfg, ctx.store
-    weights = learnability.skill_weights([store.skill_states(r) for r in range(round_ + 1)],
-                                         [store.trained_per_skill(r) for r in range(round_)], cfg.loop.prior_examples,
-                                         cfg.loop.explore)
+    weights = _learnability_weights(ctx, round_)
     shown = ", ".join(f"{s} {w:.2f}" for s, w in sorted(weights.items(), key=lambda kv: -kv[1])[:8])
     shown = shown or "none (every skill at its floor or mastered): all replay"
     store.log(round_, "select", f"learnability weights: {shown}")
@@ -140,15 +138,23 @@ def rl_prompts(ctx: Context, round_: int) -> list[selection.Selected]:
     ids = [i.item_id for i in pool]
     if rl.prompts == "uniform":
         return selection.uniform(ids, budget=budget, seed=seed)
-    states = [store.skill_states(r) for r in range(round_ + 1)]
     if cfg.loop.by_learnability:
-        weights = learnability.skill_weights(states, [store.trained_per_skill(r) for r in range(round_)],
-                                             cfg.loop.prior_examples, cfg.loop.explore)
+        weights = _learnability_weights(ctx, round_)
     else:
-        total = sum(st.missing for st in states[-1].values())
-        weights = {s: st.missing / total for s, st in sorted(states[-1].items()) if st.missing} if total else {}
+        states = store.skill_states(round_)
+        total = sum(st.missing for st in states.values())
+        weights = {s: st.missing / total for s, st in sorted(states.items()) if st.missing} if total else {}
     return selection.weighted_sel(store.missing_pairs(round_), _by_skill(ctx, pool), ids, weights, budget=budget,
                                   replay=cfg.loop.replay, seed=seed)
+
+
+def _learnability_weights(ctx: Context, round_: int) -> dict[str, float]:
+    """`learnability.skill_weights` from the store: the profiles of rounds 0..r and the
+    training sets of rounds < r (so a resumed round computes the same weights)."""
+    store, loop = ctx.store, ctx.cfg.loop
+    return learnability.skill_weights([store.skill_states(r) for r in range(round_ + 1)],
+                                      [store.trained_per_skill(r) for r in range(round_)], loop.prior_examples,
+                                      loop.explore)
 
 
 def _by_skill(ctx: Context, items: Sequence[Item]) -> dict[str, list[str]]:
