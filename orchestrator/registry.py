@@ -22,6 +22,9 @@ class Stage:
     resets: tuple[str, ...] = ()
     # config keys (dotted prefixes) whose change alters this stage's output and all after it
     fields: tuple[str, ...] = ()
+    # a stage only some rounds run (RL): its fields alter the rounds that ran it, from it on,
+    # and none of the rounds before (whose later stages sort after it in position())
+    own_rounds: bool = False
 
 
 _EVALUATE_RESETS = ("DELETE FROM evals WHERE round = ?", "DELETE FROM eval_signals WHERE round = ?")
@@ -57,7 +60,7 @@ ROUND_STAGES: tuple[Stage, ...] = (
     Stage("train", ("DELETE FROM checkpoints WHERE round = ?",)),
     # the RL round (after loop.rounds supervised ones) runs this in place of select and train
     Stage("rl", ("DELETE FROM rl_steps WHERE round = ?", "DELETE FROM train_sets WHERE round = ?",
-                 "DELETE FROM checkpoints WHERE round = ?"), fields=("loop.rl",)),
+                 "DELETE FROM checkpoints WHERE round = ?"), fields=("loop.rl",), own_rounds=True),
     Stage("evaluate", _EVALUATE_RESETS),
     Stage("compose", _COMPOSE_RESETS),
 )

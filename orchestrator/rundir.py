@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from sgi.orchestrator import registry
 from sgi.orchestrator.registry import HARMLESS, field_stages, position, stages_of
 from sgi.skills.runs import LOCK_FILE, SETUP_ROUND, StoreError, describe_holder, holder, read_holder
 
@@ -64,8 +65,9 @@ def check_config(run_dir: Path, changes: dict[str, tuple[Any, Any]], started: li
         stage = stage_of(key)
         if stage is None:
             continue
-        if stage[1] == "rl":  # RL settings decide the RL round only, which runs after every other
-            hit = [s for s in started if s[1] == "rl" or (s[1] == "evaluate" and (s[0], "rl") in started)]
+        if registry.stage(*stage).own_rounds:
+            rounds = {r for r, name in started if name == stage[1]}
+            hit = [s for s in started if s[0] in rounds and position(*s) >= position(s[0], stage[1])]
         else:
             hit = [s for s in started if position(*s) >= position(*stage)]
         if hit:
