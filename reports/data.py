@@ -86,6 +86,9 @@ class RunData:
     def teacher_tokens(self) -> list[dict[str, Any]]:
         return self._rows("teacher_tokens")
 
+    def rl_steps(self) -> list[dict[str, Any]]:
+        return self._rows("rl_steps")
+
     def compose_summary(self) -> list[dict[str, Any]]:
         return self._rows("compose_summary")
 

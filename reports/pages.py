@@ -126,12 +126,15 @@ class Site:
         curve = data.compose_curve()
         routers = [r for r in ROUTERS if any(p["router"] == r for p in curve)]
         compose = data.compose_summary()
+        rl_steps = data.rl_steps()
         order = {name: i for i, name in enumerate((*ROUTERS, *routing.REFERENCES))}
         metrics = sorted((m for m in data.compose_metrics() if m["split"] == "test"),
                          key=lambda m: (m["round"], order.get(m["router"], len(order))))
         return {
             "counts": data.counts(), "summary": summary, "ledger": ledger, "tokens": tokens,
-            "compose": compose, "metrics": metrics,
+            "compose": compose, "metrics": metrics, "rl_steps": rl_steps,
+            "reward_plot": plots.reward_curve(rl_steps) if rl_steps else None,
+            "rl_quarters": _quarter_means([s["reward"] for s in rl_steps]),
             "accuracy_plot": plots.accuracy_per_round(summary) if summary else None,
             "cost_plot": plots.stage_costs(ledger, tokens) if ledger else None,
             "tradeoff_plots": [plots.tradeoff(curve, r) for r in routers],
@@ -176,6 +179,14 @@ class Site:
         name_a, name_b = data.run()["name"], other.run()["name"]
         return {"other": other.run(), "rows": rows, "summary_a": data.round_summary(),
                 "summary_b": other.round_summary(), "delta_plot": plots.skill_deltas(rows, name_a, name_b)}
+
+
+def _quarter_means(values: list[float]) -> tuple[float, float] | None:
+    """Mean of the first and of the last quarter of `values` (GRPO's reward: single steps are noisy)."""
+    if not values:
+        return None
+    quarter = max(1, len(values) // 4)
+    return sum(values[:quarter]) / quarter, sum(values[-quarter:]) / quarter
 
 
 def write_site(site: Site, out: Path, progress: Any = None) -> int:

@@ -52,6 +52,24 @@ def accuracy_per_round(summary: list[dict[str, Any]]) -> str:
     return _json(fig)
 
 
+def reward_curve(steps: list[dict[str, Any]], window: int = 5) -> str:
+    """The RL round's mean reward per GRPO step and its running mean over `window` steps (a
+    step's few prompts make single steps noisy), the correct share where a format term adds to
+    the reward, and the KL from the model it started from on a second axis."""
+    fig = Figure(dict(title="GRPO: mean reward per step", xaxis=dict(title="step"), yaxis=dict(title="reward"),
+                      yaxis2=dict(title="KL", overlaying="y", side="right", showgrid=False)))
+    x = [s["step"] for s in steps]
+    rewards = [s["reward"] for s in steps]
+    fig.add("scatter", x=x, y=rewards, mode="markers", name="reward", marker=dict(size=5, opacity=0.6))
+    running = [sum(rewards[max(0, i - window + 1):i + 1]) / len(rewards[max(0, i - window + 1):i + 1])
+               for i in range(len(rewards))]
+    fig.add("scatter", x=x, y=running, mode="lines", name=f"reward, mean of {window} steps")
+    if any(s["correct"] is not None and abs(s["reward"] - s["correct"]) > 1e-9 for s in steps):
+        fig.add("scatter", x=x, y=[s["correct"] for s in steps], mode="lines", name="correct share")
+    fig.add("scatter", x=x, y=[s["kl"] for s in steps], mode="lines", name="KL", yaxis="y2", line=dict(dash="dot"))
+    return _json(fig)
+
+
 def stage_costs(ledger: list[dict[str, Any]], tokens: list[dict[str, Any]]) -> str:
     """Wall time per stage, and teacher tokens per stage on a second axis."""
     fig = Figure(dict(title="Wall time and teacher tokens per stage", barmode="group",

@@ -122,3 +122,7 @@ WHERE split = 'test' AND round = (SELECT max(round) FROM evals) ORDER BY skill;
 SELECT max(coalesce(finished_at, started_at)),
        (SELECT round || ' ' || stage FROM ledger WHERE status = 'running' ORDER BY started_at DESC LIMIT 1)
 FROM ledger;
+
+-- name: rl_steps
+-- The RL round's GRPO steps: mean reward (and its parts), KL from the model RL started from.
+SELECT round, step, reward, reward_std, correct, format, kl, loss FROM rl_steps ORDER BY round, step;

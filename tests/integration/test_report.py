@@ -8,7 +8,6 @@ land in the test's output folder (printed; `pytest -s` shows where).
 from __future__ import annotations
 
 import http.client
-import os
 import shutil
 import subprocess
 import time
@@ -21,15 +20,12 @@ import duckdb
 import pytest
 
 from sgi.reports.pages import CSP, skill_page
+from support.browser import open_browser, require_browser
 from support.ports import free_port
 from support.runs import SGI, TINY_RUN, Run, as_sets, stage
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags chromium keeps trying to reach Google's hosts.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 RUN = [
     *TINY_RUN,
     "loop.rounds=1",
@@ -38,17 +34,6 @@ RUN = [
 ]
 # What a model could answer; the report must show it as text and run none of it.
 HOSTILE = '<script>window.__pwned = 1</script>"><img src=x onerror="window.__pwned = 2">'
-
-
-def require_browser():
-    from importlib.util import find_spec
-
-    if CHROMIUM.exists() and find_spec("playwright"):
-        return
-    message = "no /usr/bin/chromium or playwright (.ci/chromium installs chromium)"
-    if os.environ.get("SGI_REQUIRE_BROWSER") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def sgi_run(tmp: Path, name: str, *extra: str) -> Run:
@@ -152,13 +137,6 @@ def test_the_server_refuses_other_host_names_and_pages_that_are_not_there(runs):
         assert get(server.url + "/" + first.removesuffix(".html") + f"-p{page}.html")[0] == 404
 
 
-def _browser():
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    return playwright, playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-
-
 def _failing_skill(store: Path) -> tuple[str, list[tuple]]:
     """The skill with the most wrong greedy answers, and those answers' (round, item, diagnosis)."""
     db = duckdb.connect(str(store), read_only=True)
@@ -181,7 +159,7 @@ def test_click_through_overview_skill_page_and_compare(runs, tmp_path):
     skill, failing = _failing_skill(store)
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    playwright, browser = _browser()
+    playwright, browser = open_browser()
     try:
         page = browser.new_page(viewport={"width": 1300, "height": 900})
         errors = []
@@ -235,7 +213,7 @@ def test_model_text_is_shown_as_text_and_runs_nothing(runs, tmp_path):
     db.execute("UPDATE skills SET description = ? WHERE skill = ?", [HOSTILE, skill])
     db.close()
     server = Server(run_dir)
-    playwright, browser = _browser()
+    playwright, browser = open_browser()
     try:
         page = browser.new_page()
         page.goto(f"{server.url}/{skill_page(skill)}")
@@ -260,7 +238,7 @@ def test_the_static_report_opens_from_disk_with_no_request_leaving_the_machine(r
     assert (out / "index.html").is_file() and (out / "assets" / "plotly.min.js").is_file()
     assert f'<meta http-equiv="Content-Security-Policy" content="{CSP}">' in unescape((out / "index.html").read_text())
     skill, _ = _failing_skill(tmp / "runs" / "sel" / "sgi.duckdb")
-    playwright, browser = _browser()
+    playwright, browser = open_browser()
     try:
         page = browser.new_page()
         requests = []

@@ -3,11 +3,14 @@ GRPOTrainer on the CPU, DuckDB; killed mid-RL and resumed."""
 
 from __future__ import annotations
 
+import json
 import shutil
+from html import unescape
 from pathlib import Path
 
 import duckdb
 import pytest
+from support.browser import open_browser, require_browser
 from support.runs import SGI, TINY_RUN, Run, as_sets, batch, sgi, wait_released
 
 pytestmark = pytest.mark.slow
@@ -83,3 +86,33 @@ def test_a_run_killed_mid_rl_resumes_to_the_same_weights(reference, tmp_path):
     assert weights[0].read_bytes() == weights[1].read_bytes()
     evals_sql = "SELECT item_id, output, correct FROM evals WHERE round = 1 ORDER BY item_id"
     assert rows(store, evals_sql) == rows(reference / "sgi.duckdb", evals_sql)
+
+
+def test_the_report_draws_the_reward_curve(reference, tmp_path):
+    """`sgi report` on the RL run: the overview's RL section and its reward figure, drawn by
+    plotly.js in the real browser from the rows in DuckDB."""
+    require_browser()
+    out = tmp_path / "site"
+    result = sgi("report", str(reference), "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = rows(reference / "sgi.duckdb", "SELECT step, reward, correct FROM rl_steps ORDER BY step")
+    first, last = (sum(s[1] for s in part) / 2 for part in (steps[:2], steps[-2:]))  # quarters of 10 steps
+    playwright, browser = open_browser()
+    try:
+        page = browser.new_page()
+        page.goto((out / "index.html").as_uri())
+        page.wait_for_selector("#reward-plot .main-svg")
+        assert (f"10 steps; mean reward {first:.2f} in the first quarter of them, {last:.2f} in the last"
+                in page.locator("#rl-summary").inner_text())
+        figure = json.loads(unescape(page.locator("#reward-plot").get_attribute("data-figure")))
+        traces = {t["name"]: t for t in figure["data"]}
+        # format_weight 1: the correct share differs from the reward and is drawn too
+        assert set(traces) == {"reward", "reward, mean of 5 steps", "correct share", "KL"}
+        assert traces["reward"]["x"] == [s[0] for s in steps]
+        assert traces["reward"]["y"] == pytest.approx([s[1] for s in steps])
+        assert traces["reward, mean of 5 steps"]["y"][-1] == pytest.approx(sum(s[1] for s in steps[-5:]) / 5)
+        assert traces["correct share"]["y"] == pytest.approx([s[2] for s in steps])
+        assert page.locator("#reward-plot .scatterlayer .trace").count() == 4  # drawn, not only embedded
+    finally:
+        browser.close()
+        playwright.stop()
