@@ -1,18 +1,21 @@
 """Does RL add to STAT? GRPO after STAT, after uniform SFT and from the warm-up alone, and STAT alone.
 
-    .venv/bin/python bench/stat_then_rl.py                          # 4 arms x seeds 0 1 2 (hours on 2 cores)
+    .venv/bin/python bench/stat_then_rl.py                          # 3 runs x seeds 0 1 2 (hours on 2 cores)
     .venv/bin/python bench/stat_then_rl.py --seeds 0 --set loop.rl.steps=10
 
-Each (arm, seed) is one real `sgi run` on the embedded default, through bench/stat_vs_sft.py's
+Three real `sgi run`s a seed on the embedded default, through bench/stat_vs_sft.py's
 `run_or_load` (same warm-up per seed, same test split of 100 items a family, kept results
-reused across sessions). The budget is the same in supervised examples for the arms that have
-supervised rounds (2 rounds x 400) and the same in GRPO steps for the arms that have an RL
-round (`loop.rl.*`, the defaults: 20 steps x 4 prompts x 4 samples); GRPO alone has no
-supervised rounds, so it is the cheapest arm, not an equal-budget one. Prompts are targeted
-by the RL round's profile (`loop.rl.prompts`). Printed: accuracy after each arm's last round,
-mean ± standard error over seeds; differences paired within each seed (GRPO's gain after
-STAT, and STAT -> GRPO against uniform -> GRPO); each RL arm's reward curve (mean over seeds,
-per quarter of its steps). Kept in bench/results/stat_then_rl/ with date, commit, CPU, precision.
+reused across sessions): STAT (learnability STAT-Sel, 2 rounds x 400 examples) then one GRPO
+round, uniform SFT (same budget) then the same GRPO round, and GRPO alone from the warm-up
+student. STAT alone and uniform alone are the first two runs before their RL round (the
+supervised rounds do not depend on loop.rl), so "does GRPO add?" is paired within one run.
+Budget: the same supervised examples for the arms that have supervised rounds and the same
+GRPO steps for those with an RL round (`loop.rl.*`, the defaults: 20 steps x 4 prompts x 4
+samples); GRPO alone has no supervised rounds, so it is the cheapest arm, not an equal-budget
+one. Prompts are targeted by the RL round's profile (`loop.rl.prompts`). Printed: accuracy
+per arm, mean ± standard error over seeds; differences paired within each seed; each RL
+run's reward curve (mean over seeds, per quarter of its steps). Kept in
+bench/results/stat_then_rl/ with date, commit, CPU, precision.
 """
 
 from __future__ import annotations
@@ -31,20 +34,24 @@ from stat_vs_sft import COLUMNS, markdown, mean_se, metrics, run_or_load
 from sgi.skills.tasks.gym import PRESETS
 
 RL = ["loop.rl.enabled=true"]
-ARMS: dict[str, list[str]] = {  # names are run names too: no '>'
-    "stat": SFT_ARMS["stat-sel+learn"],
+RUNS: dict[str, list[str]] = {  # names are run names too: no '>'
     "stat-grpo": [*SFT_ARMS["stat-sel+learn"], *RL],
     "uniform-grpo": [*SFT_ARMS["uniform"], *RL],
     "grpo": ["loop.rounds=0", *RL],  # from the warm-up student
 }
-PAIRS = [("stat-grpo", "stat", "GRPO after STAT"), ("stat-grpo", "uniform-grpo", "STAT -> GRPO vs uniform -> GRPO"),
+# STAT alone and uniform alone are the RL runs before their RL round: the supervised rounds
+# do not depend on loop.rl, so the same run gives both sides of "does GRPO add?" paired.
+BEFORE_RL = {"stat": "stat-grpo", "uniform": "uniform-grpo"}
+ARMS = ["stat", "stat-grpo", "uniform", "uniform-grpo", "grpo"]
+PAIRS = [("stat-grpo", "stat", "GRPO after STAT"), ("uniform-grpo", "uniform", "GRPO after uniform"),
+         ("stat-grpo", "uniform-grpo", "STAT -> GRPO vs uniform -> GRPO"),
          ("grpo", "stat", "GRPO alone vs STAT alone")]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="learnable", choices=sorted(PRESETS))
-    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--rounds", type=int, default=2, help="supervised rounds of the arms that have them")
     ap.add_argument("--test", type=int, default=100)
@@ -57,27 +64,36 @@ def main() -> None:
     roles = PRESETS[args.preset].roles
     runs = {}
     for seed in args.seeds:
-        for arm in args.arms:
-            runs[(arm, seed)] = run_or_load(args, arm, seed, ARMS)
-            print(f"done {arm} seed {seed} ({runs[(arm, seed)]['seconds']:.0f} s in its ledger)", file=sys.stderr)
-    final = {key: metrics(run, run["summary"][-1][0], roles) for key, run in runs.items()}
+        for name in args.runs:
+            runs[(name, seed)] = run_or_load(args, name, seed, RUNS)
+            print(f"done {name} seed {seed} ({runs[(name, seed)]['seconds']:.0f} s in its ledger)", file=sys.stderr)
+    args.arms = [a for a in ARMS if BEFORE_RL.get(a, a) in args.runs]
+    final = {(arm, s): after(runs[(BEFORE_RL.get(arm, arm), s)], arm in BEFORE_RL, roles)
+             for arm in args.arms for s in args.seeds}
     tables = [accuracy_table(args, runs, final), paired_table(args, final), reward_table(args, runs)]
     console = Console(width=170)
     for table in tables:
         print(markdown(table)) if args.markdown else console.print(table)
 
 
+def after(run: dict, before_rl: bool, roles: dict[str, str]) -> dict:
+    """A run's columns after its last round, or after its last supervised one (before RL)."""
+    last = run["summary"][-1][0]
+    return metrics(run, last - 1 if before_rl else last, roles)
+
+
 def accuracy_table(args, runs, final) -> Table:
     table = Table(title=f"held-out accuracy after each arm's last round, preset {args.preset}, seeds {args.seeds}")
     for col in ("arm", "last round", *COLUMNS, "s / run (ledger)"):
         table.add_column(col, justify="left" if col == "arm" else "right")
-    warm = [metrics(runs[(args.arms[0], s)], -1, PRESETS[args.preset].roles) for s in args.seeds]
+    warm = [metrics(runs[(args.runs[0], s)], -1, PRESETS[args.preset].roles) for s in args.seeds]
     table.add_row("warm-up student", "-", *[mean_se([m[c] for m in warm]) for c in COLUMNS], "")
     for arm in args.arms:
+        run = BEFORE_RL.get(arm, arm)
         ms = [final[(arm, s)] for s in args.seeds]
-        seconds = statistics.mean(runs[(arm, s)]["seconds"] for s in args.seeds)
-        last = runs[(arm, args.seeds[0])]["summary"][-1][0]
-        table.add_row(arm, str(last), *[mean_se([m[c] for m in ms]) for c in COLUMNS], f"{seconds:.0f}")
+        last = runs[(run, args.seeds[0])]["summary"][-1][0] - (arm in BEFORE_RL)
+        seconds = "" if arm in BEFORE_RL else f"{statistics.mean(runs[(run, s)]['seconds'] for s in args.seeds):.0f}"
+        table.add_row(arm, str(last), *[mean_se([m[c] for m in ms]) for c in COLUMNS], seconds)
     return table
 
 
@@ -103,7 +119,7 @@ def reward_table(args, runs) -> Table:
     table = Table(title="GRPO reward (and KL) per quarter of the steps, mean over seeds")
     for col in ("arm", "1st quarter", "2nd", "3rd", "4th", "KL at the end"):
         table.add_column(col, justify="left" if col == "arm" else "right")
-    for arm in args.arms:
+    for arm in args.runs:
         curves = [runs[(arm, s)].get("rl_steps") or [] for s in args.seeds]
         if not all(curves):
             continue
