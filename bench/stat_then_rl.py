@@ -76,10 +76,14 @@ def main() -> None:
         print(markdown(table)) if args.markdown else console.print(table)
 
 
+def last_round(run: dict, before_rl: bool) -> int:
+    """A run's last round, or its last supervised one (the round before RL)."""
+    return run["summary"][-1][0] - before_rl
+
+
 def after(run: dict, before_rl: bool, roles: dict[str, str]) -> dict:
-    """A run's columns after its last round, or after its last supervised one (before RL)."""
-    last = run["summary"][-1][0]
-    return metrics(run, last - 1 if before_rl else last, roles)
+    """A run's columns after `last_round`."""
+    return metrics(run, last_round(run, before_rl), roles)
 
 
 def accuracy_table(args, runs, final) -> Table:
@@ -91,7 +95,7 @@ def accuracy_table(args, runs, final) -> Table:
     for arm in args.arms:
         run = BEFORE_RL.get(arm, arm)
         ms = [final[(arm, s)] for s in args.seeds]
-        last = runs[(run, args.seeds[0])]["summary"][-1][0] - (arm in BEFORE_RL)
+        last = last_round(runs[(run, args.seeds[0])], arm in BEFORE_RL)
         seconds = "" if arm in BEFORE_RL else f"{statistics.mean(runs[(run, s)]['seconds'] for s in args.seeds):.0f}"
         table.add_row(arm, str(last), *[mean_se([m[c] for m in ms]) for c in COLUMNS], seconds)
     return table

@@ -61,8 +61,8 @@ def reward_curve(steps: list[dict[str, Any]], window: int = 5) -> str:
     x = [s["step"] for s in steps]
     rewards = [s["reward"] for s in steps]
     fig.add("scatter", x=x, y=rewards, mode="markers", name="reward", marker=dict(size=5, opacity=0.6))
-    running = [sum(rewards[max(0, i - window + 1):i + 1]) / len(rewards[max(0, i - window + 1):i + 1])
-               for i in range(len(rewards))]
+    windows = [rewards[max(0, i - window + 1):i + 1] for i in range(len(rewards))]
+    running = [sum(w) / len(w) for w in windows]
     fig.add("scatter", x=x, y=running, mode="lines", name=f"reward, mean of {window} steps")
     if any(s["correct"] is not None and abs(s["reward"] - s["correct"]) > 1e-9 for s in steps):
         fig.add("scatter", x=x, y=[s["correct"] for s in steps], mode="lines", name="correct share")
