@@ -1,5 +1,5 @@
-"""Kill `sgi run` for real (SIGKILL, SIGTERM, SIGINT, a dead Ray actor), resume, and compare the
-final store row for row with a run that was never interrupted.
+"""Kill `sgi run` for real (SIGKILL, SIGTERM, SIGINT, a dead or a restarted Ray actor), resume, and
+compare the final store row for row with a run that was never interrupted.
 
 Kill points are chosen from the run's own progress stream (`--progress json`: one line per
 committed batch and per stage start/end), not by sleeping. Each run is a real subprocess
@@ -67,16 +67,18 @@ def reference(reference_run) -> dict[str, list[tuple]]:
 
 class Interruption(NamedTuple):
     """Where a run is stopped (a progress predicate) and how: SIGKILL to the whole process
-    group, SIGTERM or SIGINT to sgi alone, or the student engine killed with no restart allowed."""
+    group, SIGTERM or SIGINT to sgi alone, or the student engine killed with no restart allowed;
+    or where an engine's actor is killed and Ray restarts it, the run going on."""
 
     label: str
     when: Predicate
-    how: str  # "sigkill", "sigterm", "sigint" or "dead student"
+    how: str  # "sigkill", "sigterm", "sigint", "dead student", or "restart student" / "restart trainer"
 
 
-# One run, stopped every way in turn and each time resumed from where it stopped; the final
-# store must match the uninterrupted run's. One chain costs a process start per interruption
-# where a test per way of stopping ran the tiny run from scratch each time.
+# One run, stopped every way in turn and each time resumed from where it stopped, with two
+# engine actors killed and restarted on the way; the final store must match the uninterrupted
+# run's. One chain costs a process start per interruption where a test per way of stopping
+# ran the tiny run from scratch each time.
 INTERRUPTIONS = [
     Interruption("labelling", batch("labelling"), "sigkill"),
     Interruption("warm-up evaluation", batch("warm-up student", at_least=4), "sigkill"),
@@ -86,14 +88,24 @@ INTERRUPTIONS = [
     # At the first step: a stop reaches the trainer within a poll (0.5 s), and the tiny round's
     # later steps can all finish inside one on a fast machine (CI once saw training end first).
     Interruption("round 0 training", batch("training steps", at_least=1), "sigint"),
+    Interruption("round 0 training, resumed", batch("training steps", at_least=1), "restart trainer"),
+    Interruption("round 0 evaluation", batch("held-out eval", at_least=4), "restart student"),
     Interruption("between rounds", stage(0, "evaluate", "done"), "sigkill"),
+    # Last but one: the run keeps ray.max_restarts=0 from here on, so no actor comes back after it.
     Interruption("round 1 inference", batch("student answers", at_least=4), "dead student"),
     Interruption("round 1 training", batch("training steps", at_least=1), "sigkill"),
 ]
+RESTARTS = {"restart student", "restart trainer"}
 
 
 def interrupt(run: Run, how: str, store: Path) -> None:
     """Stop the run the given way and check what that way promises."""
+    if how in RESTARTS:  # restarts allowed: Ray brings the actor back and its batch is retried
+        role = how.split()[-1]
+        proc = engine_process(role)
+        assert proc is not None, f"no ray::{role.capitalize()}Engine process"
+        proc.kill()  # SIGKILL by PID, mid-stage
+        return
     if how == "sigkill":
         run.kill_all()
         wait_released(store)
@@ -121,24 +133,29 @@ def interrupt(run: Run, how: str, store: Path) -> None:
 
 def test_a_run_stopped_every_way_at_every_stage_resumes_to_the_uninterrupted_run(reference, tmp_path):
     store = tmp_path / "runs" / "killed" / "sgi.duckdb"
-    hit, resumed = [], False
+    hit, processes, run = [], 0, None
     for point in INTERRUPTIONS:
-        extra = ("--set", "ray.max_restarts=0") if point.how == "dead student" else ()
-        run = Run(command(tmp_path, "killed", *extra, resume=resumed), tmp_path)
+        if run is None:
+            extra = ("--set", "ray.max_restarts=0") if point.how == "dead student" else ()
+            run = Run(command(tmp_path, "killed", *extra, resume=processes > 0), tmp_path)
+            processes += 1
         if run.wait_for(point.when) is None:  # the run got past this point before we could stop it
             assert run.finish() == 0, "".join(run.other)[-3000:]
             break
         interrupt(run, point.how, store)
         hit.append(point.label)
-        resumed = True
+        if point.how not in RESTARTS:
+            run = None
     else:
-        run = Run(command(tmp_path, "killed", resume=True), tmp_path)
+        if run is None:
+            run = Run(command(tmp_path, "killed", resume=True), tmp_path)
+            processes += 1
         assert run.finish() == 0, "".join(run.other)[-3000:]
-    print(f"stopped at: {', '.join(hit)}; {len(hit) + 1} processes; store identical to the uninterrupted run")
+    print(f"interrupted at: {', '.join(hit)}; {processes} processes; store identical to the uninterrupted run")
     # The last resume found the lock file of a killed run and said so.
     assert any(e.get("event") == "warning" and "which is gone" in e["message"] for e in run.events)
-    assert {"round 0 inference", "round 0 synthesis", "round 0 training", "between rounds",
-            "round 1 inference"} <= set(hit), hit
+    assert {"round 0 inference", "round 0 synthesis", "round 0 training", "round 0 training, resumed",
+            "round 0 evaluation", "between rounds", "round 1 inference"} <= set(hit), hit
     assert_same(store, reference)
 
 
@@ -149,21 +166,6 @@ def engine_process(role: str) -> psutil.Process | None:
         if cmdline.startswith(f"ray::{role.capitalize()}Engine"):
             return proc
     return None
-
-
-def test_a_killed_actor_is_restarted_and_its_batch_retried(reference, tmp_path):
-    run = Run(command(tmp_path, "actors"), tmp_path)
-    killed = []
-    for role, predicate in (("student", batch("student answers", at_least=4)),
-                            ("trainer", batch("training steps", at_least=2))):
-        assert run.wait_for(predicate)
-        proc = engine_process(role)
-        assert proc is not None, f"no ray::{role.capitalize()}Engine process"
-        proc.kill()  # SIGKILL by PID, mid-stage
-        killed.append(role)
-    assert run.finish() == 0, "".join(run.other)[-3000:]
-    assert killed == ["student", "trainer"]
-    assert_same(tmp_path / "runs" / "actors" / "sgi.duckdb", reference)
 
 
 def test_a_second_run_on_a_busy_directory_names_the_holder(tmp_path):
