@@ -101,17 +101,14 @@ RESTARTS = {"restart student", "restart trainer"}
 def interrupt(run: Run, how: str, store: Path) -> None:
     """Stop the run the given way and check what that way promises."""
     if how in RESTARTS:  # restarts allowed: Ray brings the actor back and its batch is retried
-        role = how.split()[-1]
-        proc = engine_process(role)
-        assert proc is not None, f"no ray::{role.capitalize()}Engine process"
-        proc.kill()  # SIGKILL by PID, mid-stage
+        kill_engine(how.removeprefix("restart "))
         return
     if how == "sigkill":
         run.kill_all()
         wait_released(store)
         return
     if how == "dead student":  # restarts disallowed: one clear line, exit 3, finished batches kept
-        engine_process("student").kill()
+        kill_engine("student")
         assert run.finish() == 3
         message = "".join(run.other)
         assert "round 1 infer: the student engine died" in message and "sgi resume" in message
@@ -157,6 +154,13 @@ def test_a_run_stopped_every_way_at_every_stage_resumes_to_the_uninterrupted_run
     assert {"round 0 inference", "round 0 synthesis", "round 0 training", "round 0 training, resumed",
             "round 0 evaluation", "between rounds", "round 1 inference"} <= set(hit), hit
     assert_same(store, reference)
+
+
+def kill_engine(role: str) -> None:
+    """SIGKILL an engine's Ray worker by PID, mid-stage, as a machine losing that process would."""
+    proc = engine_process(role)
+    assert proc is not None, f"no ray::{role.capitalize()}Engine process"
+    proc.kill()
 
 
 def engine_process(role: str) -> psutil.Process | None:
