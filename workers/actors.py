@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -266,28 +267,37 @@ def call_with_progress(
 ) -> Any:
     """Call `engine.method`, moving a progress bar from its `progress()` step count.
 
-    On Ray the call runs in the actor while this process polls a second actor thread,
-    which also passes on a stop (`stop()` true: `engine.request_stop()` once); inline, the
-    engine's own step callback is not reachable, so the bar jumps at the end.
+    The call runs in the actor on Ray, in a worker thread inline, while this thread polls
+    the engine's step count and passes on a stop (`stop()` true: `engine.request_stop()`
+    once), so a run without Ray shows each step and stops mid-training as one on Ray does.
     """
-    if not isinstance(engine, Remote):
-        result = getattr(engine, method)(*args, **kwargs)
-        advance(engine.progress())
-        return result
-    import ray
+    if isinstance(engine, Remote):
+        import ray
 
-    ref = engine.submit(method, *args, **kwargs)
+        ref = engine.submit(method, *args, **kwargs)
+        return _poll(engine, lambda: bool(ray.wait([ref], timeout=poll_s)[0]), lambda: engine.get(ref),
+                     advance, stop)
+    with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=method) as pool:
+        future = pool.submit(getattr(engine, method), *args, **kwargs)
+        return _poll(engine, lambda: not futures.wait([future], timeout=poll_s).not_done, future.result,
+                     advance, stop)
+
+
+def _poll(engine: Any, finished: Callable[[], bool], result: Callable[[], Any], advance: Callable[[int], None],
+          stop: Callable[[], bool]) -> Any:
+    """Until `finished()` (which waits up to a poll), move the bar to the engine's step and
+    ask it to stop once `stop()` says so; then the call's result."""
     shown, asked = 0, False
     while True:
-        ready, _ = ray.wait([ref], timeout=poll_s)
+        done = finished()
         if stop() and not asked:
             engine.request_stop()
             asked = True
         step = engine.progress()
         advance(step - shown)
         shown = step
-        if ready:
-            return engine.get(ref)
+        if done:
+            return result()
 
 
 class ClusterTooSmall(RuntimeError):

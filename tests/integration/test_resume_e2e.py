@@ -3,7 +3,9 @@ compare the final store row for row with a run that was never interrupted.
 
 Kill points are chosen from the run's own progress stream (`--progress json`: one line per
 committed batch and per stage start/end), not by sleeping. Each run is a real subprocess
-with a real local Ray, the real SmolLM2 student, the rules teacher and a real DuckDB file.
+with the real SmolLM2 student, the rules teacher and a real DuckDB file; the processes whose
+stops kill a Ray actor run on a real local Ray, the others inline (a resume may switch: both
+build the same store, row for row and weight for weight, and a local Ray costs ~15 s a process).
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ TINY = [
     "train.steps=8",  # margin for the graceful stop mid-training (see INTERRUPTIONS)
     "train.state_every=1",
     "compose.enabled=false",  # composing is tested in test_run_e2e; here it would only add kill points
+    "ray.enabled=false",  # the chain's processes that kill an actor turn Ray on (engines_for)
     "ray.num_cpus=2",
 ]
+# A resume keeps what the last process was given with --set, so each process says which it is.
+ON_RAY, INLINE = ("--set", "ray.enabled=true"), ("--set", "ray.enabled=false")
 
 
 def command(tmp: Path, name: str, *extra: str, resume: bool = False) -> list[str]:
@@ -91,24 +96,32 @@ INTERRUPTIONS = [
     Interruption("round 0 training, resumed", batch("training steps", at_least=1), "restart trainer"),
     Interruption("round 0 evaluation", batch("held-out eval", at_least=4), "restart student"),
     Interruption("between rounds", stage(0, "evaluate", "done"), "sigkill"),
-    # Last but one: the run keeps ray.max_restarts=0 from here on, so no actor comes back after it.
+    # Last but one: the run keeps ray.max_restarts=0 from here on, so no actor would come back after it.
     Interruption("round 1 inference", batch("student answers", at_least=4), "dead student"),
     Interruption("round 1 training", batch("training steps", at_least=1), "sigkill"),
 ]
 RESTARTS = {"restart student", "restart trainer"}
 
 
+def engines_for(how: str) -> tuple[str, ...]:
+    """A process that starts at a stop which kills an actor runs on Ray ("dead student" with
+    restarts turned off); the others run inline."""
+    if how == "dead student":
+        return (*ON_RAY, "--set", "ray.max_restarts=0")
+    return ON_RAY if how in RESTARTS else INLINE
+
+
 def interrupt(run: Run, how: str, store: Path) -> None:
     """Stop the run the given way and check what that way promises."""
     if how in RESTARTS:  # restarts allowed: Ray brings the actor back and its batch is retried
-        kill_engine(how.removeprefix("restart "))
+        kill_engine(run, how.removeprefix("restart "))
         return
     if how == "sigkill":
         run.kill_all()
         wait_released(store)
         return
     if how == "dead student":  # restarts disallowed: one clear line, exit 3, finished batches kept
-        kill_engine("student")
+        kill_engine(run, "student")
         assert run.finish() == 3
         message = "".join(run.other)
         assert "round 1 infer: the student engine died" in message and "sgi resume" in message
@@ -131,23 +144,27 @@ def interrupt(run: Run, how: str, store: Path) -> None:
 def test_a_run_stopped_every_way_at_every_stage_resumes_to_the_uninterrupted_run(reference, tmp_path):
     store = tmp_path / "runs" / "killed" / "sgi.duckdb"
     hit, processes, run = [], 0, None
-    for point in INTERRUPTIONS:
-        if run is None:
-            extra = ("--set", "ray.max_restarts=0") if point.how == "dead student" else ()
-            run = Run(command(tmp_path, "killed", *extra, resume=processes > 0), tmp_path)
-            processes += 1
-        if run.wait_for(point.when) is None:  # the run got past this point before we could stop it
+    try:
+        for point in INTERRUPTIONS:
+            if run is None:
+                run = Run(command(tmp_path, "killed", *engines_for(point.how), resume=processes > 0), tmp_path)
+                processes += 1
+            if run.wait_for(point.when) is None:  # the run got past this point before we could stop it
+                assert run.finish() == 0, "".join(run.other)[-3000:]
+                break
+            interrupt(run, point.how, store)
+            hit.append(point.label)
+            if point.how not in RESTARTS:
+                run = None
+        else:
+            if run is None:
+                run = Run(command(tmp_path, "killed", *INLINE, resume=True), tmp_path)
+                processes += 1
             assert run.finish() == 0, "".join(run.other)[-3000:]
-            break
-        interrupt(run, point.how, store)
-        hit.append(point.label)
-        if point.how not in RESTARTS:
-            run = None
-    else:
-        if run is None:
-            run = Run(command(tmp_path, "killed", resume=True), tmp_path)
-            processes += 1
-        assert run.finish() == 0, "".join(run.other)[-3000:]
+    except BaseException:
+        if run is not None:
+            run.kill_if_running()
+        raise
     print(f"interrupted at: {', '.join(hit)}; {processes} processes; store identical to the uninterrupted run")
     # The last resume found the lock file of a killed run and said so.
     assert any(e.get("event") == "warning" and "which is gone" in e["message"] for e in run.events)
@@ -156,19 +173,23 @@ def test_a_run_stopped_every_way_at_every_stage_resumes_to_the_uninterrupted_run
     assert_same(store, reference)
 
 
-def kill_engine(role: str) -> None:
+def kill_engine(run: Run, role: str) -> None:
     """SIGKILL an engine's Ray worker by PID, mid-stage, as a machine losing that process would."""
-    proc = engine_process(role)
-    assert proc is not None, f"no ray::{role.capitalize()}Engine process"
+    proc = engine_process(run, role)
+    assert proc is not None, f"no ray::{role.capitalize()}Engine process under the run's"
     proc.kill()
 
 
-def engine_process(role: str) -> psutil.Process | None:
-    """The Ray worker process of an engine: its actor class is named after the role (ray::StudentEngine)."""
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if cmdline.startswith(f"ray::{role.capitalize()}Engine"):
-            return proc
+def engine_process(run: Run, role: str) -> psutil.Process | None:
+    """The run's Ray worker of an engine: its actor class is named after the role (ray::StudentEngine).
+    Looked up among the run's descendants (its local Ray's raylet starts the workers), not
+    machine-wide: another run on the machine has engines of the same name."""
+    for proc in psutil.Process(run.proc.pid).children(recursive=True):
+        try:
+            if " ".join(proc.cmdline()).startswith(f"ray::{role.capitalize()}Engine"):
+                return proc
+        except psutil.NoSuchProcess:
+            continue
     return None
 
 

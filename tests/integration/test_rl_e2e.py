@@ -69,16 +69,19 @@ def test_the_rl_round_raises_the_reward_and_is_evaluated_like_a_round(reference)
 
 def test_a_run_killed_mid_rl_resumes_to_the_same_weights(reference, tmp_path):
     """A copy of the reference run redoes its RL round (--force-from 1:rl), is killed mid-RL
-    (after the step-4 checkpoint) and resumed: the same per-step rows and weights, byte for byte."""
+    (after the step-4 checkpoint) and resumed: the same per-step rows and weights, byte for byte.
+    The copy runs inline (GRPO in the driver, not in a Ray actor): the same numbers either way,
+    without two more local Rays to start."""
     copy = tmp_path / "runs" / "ref"
     shutil.copytree(reference, copy, ignore=shutil.ignore_patterns("round-1*", "report", ".lock"))
-    run = Run([*SGI, "resume", str(copy), "--force-from", "1:rl", "--progress", "json"], tmp_path)
+    inline = ["--set", "ray.enabled=false"]
+    run = Run([*SGI, "resume", str(copy), "--force-from", "1:rl", "--progress", "json", *inline], tmp_path)
     assert run.wait_for(batch("GRPO steps", at_least=5)), "".join(run.other)[-3000:]
     run.kill_all()
     store = copy / "sgi.duckdb"
     wait_released(store)
     assert rows(store, "SELECT status FROM ledger WHERE round = 1 AND stage = 'rl'") == [("running",)]
-    resumed = Run([*SGI, "resume", str(copy), "--progress", "json"], tmp_path)
+    resumed = Run([*SGI, "resume", str(copy), "--progress", "json", *inline], tmp_path)
     assert resumed.finish() == 0, "".join(resumed.other)[-3000:]
     step_sql = "SELECT step, reward, correct, format, kl, completion_tokens FROM rl_steps ORDER BY step"
     assert rows(store, step_sql) == rows(reference / "sgi.duckdb", step_sql)  # the same samples after the resume

@@ -151,3 +151,23 @@ def test_full_finetune_learns_and_writes_a_plain_model(tmp_path):
     assert m["full_finetune"] and m["losses"][-1] < m["losses"][0] / 2, m["losses"]
     assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["merged", "metrics.json"]
     AutoModelForCausalLM.from_pretrained(tmp_path / "full" / "merged")  # loads without peft
+
+
+def test_training_without_ray_moves_the_bar_each_step_and_stops_when_asked(tiny_model, tmp_path):
+    """Inline (ray.enabled false) the trainer runs in a worker thread while the caller polls it,
+    as it polls an actor: the bar moves during training, and a stop saves the state mid-way."""
+    from sgi.workers import actors
+    from sgi.workers.train_host import TrainerHost
+    from sgi.workers.trainer import saved_step
+
+    trainer = actors.spawn(TrainerHost, {}, use_ray=False, role="trainer")
+    shown: list[int] = []
+    out = tmp_path / "round"
+    result = actors.call_with_progress(
+        trainer, "train", (tiny_model, additions(0, 16), out),
+        {"system_prompt": SYSTEM, "steps": 200, "batch_size": 4, "bf16": False, "state_every": 1, "resume": True},
+        shown.append, stop=lambda: sum(shown) >= 2, poll_s=0.05)
+    assert "stopped_at" in result, "the stop never reached the trainer: all 200 steps ran"
+    assert 2 <= result["stopped_at"] < 200 and sum(shown) == result["stopped_at"]
+    assert sum(1 for s in shown if s) >= 2  # moved while training, not in one jump at the end
+    assert saved_step(out) == result["stopped_at"] and not (out / "merged").exists()

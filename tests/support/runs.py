@@ -82,6 +82,11 @@ class Run:
         self.stdout = self.proc.stdout.read()
         return self.proc.wait(timeout=600)
 
+    def kill_if_running(self) -> None:
+        """After a failed check: a run left going would compete with the next test for the CPUs."""
+        if self.proc.poll() is None:
+            self.kill_all()
+
     def kill_all(self) -> None:
         """SIGKILL the run and every process it started (Ray's too), like a machine losing the job."""
         os.killpg(self.proc.pid, signal.SIGKILL)
