@@ -1,4 +1,5 @@
-"""`sgi profile` end to end: real SmolLM2 student, real Ray, real DuckDB, rules teacher.
+"""`sgi profile` end to end: real SmolLM2 student, real DuckDB, rules teacher; inline (the
+profile on Ray is test_llm_teacher's, the loop's stages on Ray test_run_e2e's and the resume chain's).
 
 Runs the CLI as a user would (a subprocess), on a reduced default, then checks what the
 store holds — not just the exit code — and that a repeated command adds nothing.
@@ -25,7 +26,7 @@ REDUCED = [
     "warmup.steps=6",
     "warmup.batch_size=4",
     "student.batch_size=8",
-    "ray.num_cpus=2",
+    "ray.enabled=false",
 ]
 
 
