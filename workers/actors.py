@@ -279,8 +279,12 @@ def call_with_progress(
                      advance, stop)
     with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=method) as pool:
         future = pool.submit(getattr(engine, method), *args, **kwargs)
-        return _poll(engine, lambda: not futures.wait([future], timeout=poll_s).not_done, future.result,
-                     advance, stop)
+        try:
+            return _poll(engine, lambda: not futures.wait([future], timeout=poll_s).not_done, future.result,
+                         advance, stop)
+        except BaseException:  # an abort (a second Ctrl-C): the pool waits for the thread, so end it at its step
+            engine.request_stop()
+            raise
 
 
 def _poll(engine: Any, finished: Callable[[], bool], result: Callable[[], Any], advance: Callable[[int], None],
