@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from support.browser import open_browser, require_browser
-from support.runs import SGI, TINY_RUN, Run, as_sets, batch, sgi, wait_released
+from support.runs import INLINE, SGI, TINY_RUN, Run, as_sets, batch, sgi, wait_released
 
 pytestmark = pytest.mark.slow
 
@@ -74,14 +74,13 @@ def test_a_run_killed_mid_rl_resumes_to_the_same_weights(reference, tmp_path):
     without two more local Rays to start."""
     copy = tmp_path / "runs" / "ref"
     shutil.copytree(reference, copy, ignore=shutil.ignore_patterns("round-1*", "report", ".lock"))
-    inline = ["--set", "ray.enabled=false"]
-    run = Run([*SGI, "resume", str(copy), "--force-from", "1:rl", "--progress", "json", *inline], tmp_path)
+    run = Run([*SGI, "resume", str(copy), "--force-from", "1:rl", "--progress", "json", *INLINE], tmp_path)
     assert run.wait_for(batch("GRPO steps", at_least=5)), "".join(run.other)[-3000:]
     run.kill_all()
     store = copy / "sgi.duckdb"
     wait_released(store)
     assert rows(store, "SELECT status FROM ledger WHERE round = 1 AND stage = 'rl'") == [("running",)]
-    resumed = Run([*SGI, "resume", str(copy), "--progress", "json", *inline], tmp_path)
+    resumed = Run([*SGI, "resume", str(copy), "--progress", "json", *INLINE], tmp_path)
     assert resumed.finish() == 0, "".join(resumed.other)[-3000:]
     step_sql = "SELECT step, reward, correct, format, kl, completion_tokens FROM rl_steps ORDER BY step"
     assert rows(store, step_sql) == rows(reference / "sgi.duckdb", step_sql)  # the same samples after the resume

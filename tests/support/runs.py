@@ -31,6 +31,7 @@ TINY_RUN = [
     "train.batch_size=4",
 ]
 SGI = [sys.executable, "-m", "sgi.orchestrator"]
+INLINE = ("--set", "ray.enabled=false")  # every engine in the sgi process: the same store and weights as on Ray
 
 
 def sgi(*args: str, cwd: Path, timeout: float = 1800, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
