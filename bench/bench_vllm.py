@@ -36,16 +36,19 @@ def probe_prompts(n: int) -> tuple[list[str], list[str]]:
     return [i.item_id for i in items], [i.question for i in items]
 
 
-def time_student(engine: str, model: str, n: int, dtype: str) -> dict:
-    """Load the engine, answer n probe prompts once to warm up, then time a second pass."""
+def time_student(engine: str, model: str, n: int, dtype: str, in_process: bool | None = None) -> dict:
+    """Load the engine, answer n probe prompts once to warm up, then time a second pass
+    (`in_process`: vLLM's engine in this process or, False, in vLLM's own processes)."""
     from sgi.orchestrator.config import RunConfig
 
     ids, prompts = probe_prompts(n)
     cfg = RunConfig()
     kwargs = {"system_prompt": cfg.student.system_prompt, "batch_size": cfg.student.batch_size,
               "max_new_tokens": cfg.student.max_new_tokens, "dtype": dtype, "seed": 0}
-    if engine == "vllm":
+    if engine.startswith("vllm"):
         from sgi.workers.vllm_student import VLLMStudent as Engine
+
+        kwargs["in_process"] = in_process
     else:
         from sgi.workers.student import TransformersStudent as Engine
     start = time.perf_counter()
@@ -61,23 +64,25 @@ def time_student(engine: str, model: str, n: int, dtype: str) -> dict:
 
 
 def bench_student(vllm_python: Path, model: Path, n: int, dtype: str) -> None:
-    ours = time_student("transformers", str(model), n, dtype)
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1"}
-        subprocess.run([str(vllm_python), __file__, "--student-worker", out.name, "--model", str(model),
-                        "--items", str(n), "--dtype", dtype], check=True, env=env)
-        theirs = json.loads(Path(out.name).read_text())
-    agree = sum(a == b for a, b in zip(ours["texts"], theirs["texts"]))
+    """The transformers engine here; vLLM in its venv, once with its engine in vLLM's own
+    processes (its default) and once in the student's process (sgi's default on CPUs)."""
+    rows = [time_student("transformers", str(model), n, dtype)]
+    for way in ("processes", "in-process"):
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1"}
+            subprocess.run([str(vllm_python), __file__, "--student-worker", out.name, "--model", str(model),
+                            "--items", str(n), "--dtype", dtype, "--vllm-way", way], check=True, env=env)
+            rows.append(json.loads(Path(out.name).read_text()))
     table = Table(title=f"student inference: {n} probe items, greedy, max_new_tokens 16, {dtype}")
-    for col in ("engine", "load s", "answer s", "tokens", "tokens/s", "ratio"):
+    for col in ("engine", "load s", "answer s", "tokens", "tokens/s", "ratio", "same answers"):
         table.add_column(col, justify="left" if col == "engine" else "right")
-    base = ours["tokens"] / ours["seconds"]
-    for row in (ours, theirs):
+    base = rows[0]["tokens"] / rows[0]["seconds"]
+    for row in rows:
         rate = row["tokens"] / row["seconds"]
+        agree = sum(a == b for a, b in zip(rows[0]["texts"], row["texts"]))
         table.add_row(row["engine"], f"{row['load_s']:.1f}", f"{row['seconds']:.1f}", str(row["tokens"]),
-                      f"{rate:.0f}", f"{rate / base:.2f}x")
+                      f"{rate:.0f}", f"{rate / base:.2f}x", f"{agree}/{n}")
     Console().print(table)
-    print(f"same greedy answer from both engines on {agree} of {n} items")
 
 
 def bench_teacher(vllm_python: Path, model: Path, n: int, levels: list[int]) -> None:
@@ -122,9 +127,11 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--model", type=Path)
     parser.add_argument("--student-worker", type=Path, help=argparse.SUPPRESS)  # the vLLM side, run in its venv
+    parser.add_argument("--vllm-way", choices=["processes", "in-process"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.student_worker:
-        result = time_student("vllm", str(args.model), args.items, args.dtype)
+        result = time_student(f"vllm ({args.vllm_way})", str(args.model), args.items, args.dtype,
+                              in_process=args.vllm_way == "in-process")
         args.student_worker.write_text(json.dumps(result))
         return
 

