@@ -67,9 +67,9 @@ def bench_student(vllm_python: Path, model: Path, n: int, dtype: str) -> None:
     """The transformers engine here; vLLM in its venv, once with its engine in vLLM's own
     processes (its default) and once in the student's process (sgi's default on CPUs)."""
     rows = [time_student("transformers", str(model), n, dtype)]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1"}
     for way in ("processes", "in-process"):
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1"}
             subprocess.run([str(vllm_python), __file__, "--student-worker", out.name, "--model", str(model),
                             "--items", str(n), "--dtype", dtype, "--vllm-way", way], check=True, env=env)
             rows.append(json.loads(Path(out.name).read_text()))

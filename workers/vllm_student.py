@@ -33,14 +33,16 @@ def offline_llm(model_path: str | Path, in_process: bool | None = None, **kwargs
     """`vllm.LLM` for offline batches (eager: compiling costs more than a run's batches gain).
 
     On a CPU the engine runs in this process: vLLM's default there starts an engine-core
-    process and a worker process, each importing torch and vLLM again. On 2 cores that took
-    25 s of each engine start against 5 s in-process, and the same 24 greedy answers came
-    1.8x slower through the hop (docs/benchmarks.md, "vLLM engine start"). GPUs keep vLLM's
+    process and a worker process, each importing torch and vLLM again. On 2 cores that made
+    a load 32.5 s against 12.7 s in-process, and the same 64 greedy answers came 1.72x
+    slower through the hops (docs/benchmarks.md, "vLLM engine start"). GPUs keep vLLM's
     defaults (`in_process` None); True or False forces a way (bench/bench_vllm.py compares them).
     """
-    import torch
+    if in_process is None:
+        import torch
 
-    if in_process if in_process is not None else not torch.cuda.is_available():
+        in_process = not torch.cuda.is_available()
+    if in_process:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # read when the engine is built
         kwargs.setdefault("distributed_executor_backend", "uni")
     from vllm import LLM
