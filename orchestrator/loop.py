@@ -159,7 +159,8 @@ class Session:
                                f"({self.lock.previous.get('command')}), which is gone; taking over")
         from sgi.workers.models import resolve_model
 
-        self.base_model = resolve_model(cfg.student.model)  # a wrong model path fails before any work
+        # a wrong model path fails before any work
+        self.base_model = resolve_model(cfg.student.model, note=self.reporter.note)
         key_env = cfg.teacher.llm.api_key_env if cfg.teacher.kind == "llm" else None
         if key_env and not os.environ.get(key_env):
             raise ConfigError(f"teacher.llm.api_key_env: {key_env} is not set in this environment; export it "

@@ -8,14 +8,17 @@ reload from there (under a second).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_STUDENT = "smollm2"
@@ -57,16 +60,18 @@ def resolve_dtype(dtype: str) -> str:
     return dtype
 
 
-def resolve_model(model: str = DEFAULT_STUDENT, cache_dir: Path | None = None, role: str = "student model") -> Path:
+def resolve_model(model: str = DEFAULT_STUDENT, cache_dir: Path | None = None, role: str = "student model",
+                  note: Callable[[str], None] | None = None) -> Path:
     """A folder `AutoModelForCausalLM.from_pretrained` can load for `model`: the student, a
     local teacher, System 2's program writer or the token router's larger model (`role`
     names which in the error).
 
     "smollm2" converts the shipped GGUF once (cached under `cache_dir` or `cache_root()`,
-    keyed by the package version); any other string is a path to an HF model folder.
+    keyed by the package version), saying so through `note` when given; any other string
+    is a path to an HF model folder.
     """
     if model == DEFAULT_STUDENT:
-        return _smollm2_folder(Path(cache_dir) if cache_dir else cache_root())
+        return _smollm2_folder(Path(cache_dir) if cache_dir else cache_root(), note)
     path = Path(model).expanduser()
     missing = _missing_parts(path)
     if missing:
@@ -102,7 +107,7 @@ def _missing_parts(path: Path) -> str:
     return ""
 
 
-def _smollm2_folder(cache: Path) -> Path:
+def _smollm2_folder(cache: Path, note: Callable[[str], None] | None = None) -> Path:
     spec = importlib.util.find_spec(_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
@@ -113,6 +118,8 @@ def _smollm2_folder(cache: Path) -> Path:
     if (target / "config.json").is_file():
         return target
     gguf_dir = Path(spec.submodule_search_locations[0])
+    if note:
+        note(f"converting the shipped SmolLM2 GGUF to a model folder under {target.parent} (once, about 20 s)")
     target.parent.mkdir(parents=True, exist_ok=True)
     # Build beside the target and rename: a killed conversion leaves only a temp folder
     # (ignored and later cleaned), never a half-written model that looks complete.
@@ -131,10 +138,14 @@ def _smollm2_folder(cache: Path) -> Path:
 
 
 def _convert_gguf(gguf_dir: Path, gguf_file: str, out: Path) -> None:
+    """De-quantise the GGUF into `out`. transformers draws three progress bars on stderr for
+    it (one straight from tqdm, which its switch does not reach); they are held back, the
+    caller's one note says what is happening, and a failure still raises."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file)
+    with contextlib.redirect_stderr(io.StringIO()):
+        tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file)
     # The weights are already de-quantised to fp32; without this, save_pretrained
     # would record a GGUF quantization_config that no plain load can honour.
     model.hf_quantizer = None
