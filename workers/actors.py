@@ -244,8 +244,10 @@ def start_ray(address: str | None, num_cpus: int | None, state_api: bool = False
         _worker_env.update({k: os.environ[k] for k in WORKER_ENV if k in os.environ})
         ray.init(address=address, logging_level="WARNING")
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=state_api, dashboard_host="127.0.0.1",
-                 logging_level="WARNING")
+        # "local": a new cluster even where `ray start` left one on this machine, which ray.init()
+        # would otherwise join (and refuse, being given num_cpus)
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=state_api,
+                 dashboard_host="127.0.0.1", logging_level="WARNING")
         _private_auth_token()
 
 

@@ -6,7 +6,11 @@ killing the second node's raylet mid-inference loses nothing."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -132,3 +136,20 @@ def test_a_config_asking_for_gpus_the_cluster_lacks_fails_with_the_shortfall(clu
     assert failed.returncode == 1
     assert "needs 2 GPU (the cluster has 0)" in failed.stdout
     assert "FAILED" in failed.stderr
+
+
+def test_a_local_run_starts_its_own_ray_where_ray_start_left_a_cluster(tmp_path):
+    """`ray start` records its cluster in <Ray's temp dir>/ray_current_cluster, and a bare
+    ray.init() joins it (refusing num_cpus there): a run without ray.address must start its own."""
+    ray_tmp = Path(tempfile.mkdtemp(prefix="sgi-rt-", dir="/tmp"))  # short: Ray's socket paths
+    try:
+        (ray_tmp / "ray").mkdir()
+        (ray_tmp / "ray" / "ray_current_cluster").write_text("127.0.0.1:9")  # a cluster that is gone
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_TMPDIR": str(ray_tmp)}
+        code = ("import ray; from sgi.workers.actors import start_ray; start_ray(None, 1); "
+                "print(ray.cluster_resources()['CPU']); ray.shutdown()")
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.split()[-1] == "1.0"  # its own one-CPU cluster
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
