@@ -3,7 +3,6 @@ three unlike kinds (fraction simplification, spelling, temperature conversion), 
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import numpy as np
@@ -61,13 +60,11 @@ def built(embed):
 def test_embedder_gives_unit_rows_and_batches_consistently():
     embedder = Embedder(batch_size=4)
     texts = [item.question for item in three_kinds()[:10]]
-    start = time.perf_counter()
     vectors = embedder.encode(texts)
     assert vectors.shape == (10, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert np.allclose(Embedder(batch_size=64).encode(texts[:3]), vectors[:3], atol=1e-5)
     assert Embedder().encode([]).shape == (0, 384)
-    assert time.perf_counter() - start < 60
 
 
 def test_auto_k_recovers_the_three_kinds(built):
