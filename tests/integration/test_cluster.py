@@ -1,7 +1,8 @@
 """`sgi submit` on a real two-node Ray cluster on this machine (two `ray start` processes):
 the run goes through Ray's job server, its student actors spread over both nodes, it trains
 with two data-parallel workers, its DuckDB store stays on the head beside the driver, and
-killing the second node's raylet mid-inference loses nothing."""
+killing the second node's raylet mid-inference loses nothing. And a run without ray.address
+starts its own local Ray even where `ray start` left a cluster behind."""
 
 from __future__ import annotations
 
