@@ -24,6 +24,7 @@ from typing import NamedTuple
 from provenance import RESULTS, keep
 from rich.console import Console
 from rich.table import Table
+from stat_vs_sft import mean_se
 
 from sgi.orchestrator import stages
 from sgi.orchestrator.config import load_config
@@ -78,13 +79,6 @@ def _ranks(values: list[float]) -> list[float]:
     return ranks
 
 
-def _mean_se(values: list[float]) -> str:
-    points = [100 * v for v in values]
-    if len(points) == 1:
-        return f"{points[0]:+.1f}"
-    return f"{statistics.mean(points):+.1f} ± {statistics.stdev(points) / len(points) ** 0.5:.1f}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="frontier", choices=sorted(PRESETS))
@@ -119,10 +113,10 @@ def main() -> None:
         round_examples = statistics.mean(rounds.examples for rounds in later.values()) * share if later else 0
         warm_rate.append(1e4 * statistics.mean(gain) / warm_examples)  # points per 100 examples
         cells = [family, preset.roles.get(family, "-"), f"{share:.1%}", f"{100 * statistics.mean(at_half):.1f}",
-                 f"{100 * statistics.mean(at_full):.1f}", _mean_se(gain), f"{warm_rate[-1]:+.1f}"]
+                 f"{100 * statistics.mean(at_full):.1f}", mean_se(gain, 100, signed=True), f"{warm_rate[-1]:+.1f}"]
         if after:
             round_rate.append(1e4 * statistics.mean(after) / round_examples)
-            cells += [_mean_se(after), f"{round_rate[-1]:+.1f}"]
+            cells += [mean_se(after, 100, signed=True), f"{round_rate[-1]:+.1f}"]
         table.add_row(*cells, *(["-", "-"] if not after else []))
     console = Console()
     console.print(table)
