@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import duckdb
@@ -106,11 +107,14 @@ def test_killing_the_second_nodes_raylet_mid_run_loses_nothing(cluster, first_ru
     # One log stream, read as it comes, instead of a `sgi logs` process a second beside the run.
     follow = subprocess.Popen([*SGI, "logs", job, "--follow", "--address", cluster.address], env=cluster.env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(900, follow.kill)  # a run that never gets there ends the stream, not the suite
+    watchdog.start()
     try:
         assert any(_answered_a_batch(line) for line in follow.stdout), "the run never reached round 0's inference"
         cluster.raylet("node2").kill()
         follow.communicate(timeout=900)
     finally:
+        watchdog.cancel()
         if follow.poll() is None:
             follow.kill()
     if follow.returncode != 0:  # the node's loss outlasted the actors' restarts: resume by submitting again
