@@ -24,6 +24,7 @@ from typing import NamedTuple
 from provenance import RESULTS, keep
 from rich.console import Console
 from rich.table import Table
+from scipy.stats import spearmanr
 from stat_vs_sft import mean_se
 
 from sgi.orchestrator import stages
@@ -71,14 +72,6 @@ def uniform_gain(preset: str, seed: int) -> UniformRounds | None:
     return UniformRounds({f: last[f] - families[str(SETUP_ROUND)][f] for f in last}, examples)
 
 
-def _ranks(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=values.__getitem__)
-    ranks = [0.0] * len(values)
-    for rank, i in enumerate(order):
-        ranks[i] = float(rank)
-    return ranks
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="frontier", choices=sorted(PRESETS))
@@ -96,6 +89,7 @@ def main() -> None:
     preset = PRESETS[args.preset]
     pool = sum(preset.families.values())
     batch = load_config(None, []).warmup.batch_size
+    round_budget = statistics.mean(rounds.examples for rounds in later.values()) if later else 0
 
     table = Table(title=f"warm-up curve, preset {args.preset}, seeds {args.seeds}: test accuracy in points, "
                         "mean (± se) over seeds; 'per 100': gain per 100 expected examples of the family")
@@ -110,18 +104,17 @@ def main() -> None:
         gain = [b - a for a, b in zip(at_half, at_full, strict=True)]
         warm_examples = (full - half) * batch * share
         after = [rounds.gain[family] for rounds in later.values()]
-        round_examples = statistics.mean(rounds.examples for rounds in later.values()) * share if later else 0
         warm_rate.append(1e4 * statistics.mean(gain) / warm_examples)  # points per 100 examples
         cells = [family, preset.roles.get(family, "-"), f"{share:.1%}", f"{100 * statistics.mean(at_half):.1f}",
                  f"{100 * statistics.mean(at_full):.1f}", mean_se(gain, 100, signed=True), f"{warm_rate[-1]:+.1f}"]
         if after:
-            round_rate.append(1e4 * statistics.mean(after) / round_examples)
+            round_rate.append(1e4 * statistics.mean(after) / (round_budget * share))
             cells += [mean_se(after, 100, signed=True), f"{round_rate[-1]:+.1f}"]
         table.add_row(*cells, *(["-", "-"] if not after else []))
     console = Console()
     console.print(table)
     if len(round_rate) == len(warm_rate) > 2:
-        rho = statistics.correlation(_ranks(warm_rate), _ranks(round_rate))
+        rho = spearmanr(warm_rate, round_rate).statistic
         console.print(f"rank correlation over families, the warm-up's gain per example against the uniform rounds': "
                       f"{rho:+.2f}")
 
