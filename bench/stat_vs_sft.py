@@ -46,6 +46,8 @@ ARMS: dict[str, list[str]] = {  # name -> the run's overrides
     "stat-syn+learn": ["loop.strategy=stat-syn", "loop.weighting=learnability"],
     # learnability with a share for skills still at their floor (loop.explore): the frontier's late starters
     "stat-sel+explore": ["loop.strategy=stat-sel", "loop.weighting=learnability", "loop.explore=0.2"],
+    # learnability with round 0's rates measured on the warm-up's second half (loop.warmup_rates)
+    "stat-sel+rates": ["loop.strategy=stat-sel", "loop.weighting=learnability", "loop.warmup_rates=true"],
 }
 COLUMNS = ("test", "weakest third", "general", "rare learnable", "not learnable")
 

@@ -88,6 +88,13 @@ def warmup_args(cfg: RunConfig) -> dict[str, Any]:
     return _trainer_args(cfg, w.steps, w.batch_size, w.lr, w.lora_r)
 
 
+def halfway_step(cfg: RunConfig) -> int:
+    """The warm-up step whose student is kept to measure round 0's learning rates
+    (`loop.warmup_rates`): half the warm-up, or 0 where no rate is measured."""
+    measured = cfg.warmup.enabled and cfg.loop.by_learnability and cfg.loop.warmup_rates
+    return cfg.warmup.steps // 2 if measured else 0
+
+
 def train_args(cfg: RunConfig) -> dict[str, Any]:
     """Hyper-parameters of `workers.trainer.fine_tune` for a round's fine-tune."""
     t = cfg.train

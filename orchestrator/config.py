@@ -233,6 +233,9 @@ class LoopConfig(Section):
     explore: float = Field(0.0, ge=0, le=1, description="learnability weighting: the least accuracy-above-floor "
                                                        "a missing skill is weighted by, so one the student cannot "
                                                        "do at all yet still gets examples and its rate is measured")
+    warmup_rates: bool = Field(False, description="learnability weighting: round 0's learning rate per skill "
+                                                  "measured on the warm-up's second half (its half-way student "
+                                                  "answers the probe once) instead of 1 for every skill")
 
     @model_validator(mode="after")
     def _some_round_to_run(self) -> LoopConfig:
@@ -477,13 +480,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _as_made(stored: dict[str, Any]) -> dict[str, Any]:
     """A run's stored config, read as the run was made where a later field's default would
     change what it meant: runs from before `task.gym.preset` used what is now 'hard', and
-    runs from before `loop.weighting` (or when 'paper' was its default) the paper's rule."""
+    runs from before `loop.weighting` (or when 'paper' was its default) the paper's rule, and
+    runs from before `loop.warmup_rates` a rate of 1 in round 0."""
     gym = stored.get("task", {}).get("gym") if isinstance(stored.get("task"), dict) else None
     if isinstance(gym, dict) and "preset" not in gym:
         gym["preset"] = "hard"
     loop = stored.get("loop")
     if isinstance(loop, dict) and "weighting" not in loop:
         loop["weighting"] = "paper"
+    if isinstance(loop, dict) and "warmup_rates" not in loop:
+        loop["warmup_rates"] = False
     return stored
 
 

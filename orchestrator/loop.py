@@ -88,7 +88,10 @@ def profile(cfg: RunConfig, reporter: Reporter, force_from: tuple[int, str] | No
 def setup(s: Session) -> Path:
     s.stage(SETUP_ROUND, "task", stages.load_task)  # items with reference answers
     s.stage(SETUP_ROUND, "label", stages.label_items)  # skill catalogue, 1-5 labels per item
-    return s.warmup()  # the SFT-saturated student STAT starts from
+    model = s.warmup()  # the SFT-saturated student STAT starts from
+    if halfway := s.halfway_model():  # its half-way student: round 0's learning rates (loop.warmup_rates)
+        s.stage(SETUP_ROUND, "halfway", stages.answer_halfway, *s.student_and_answers(halfway))
+    return model
 
 
 def profile_round(s: Session, r: int, model: Path) -> None:
@@ -278,15 +281,33 @@ class Session:
         args = build.warmup_args(self.cfg)
         out = stages.warmup_dir(base, examples, args, cache_root())
         self.stage(SETUP_ROUND, "warmup", self._train_warmup, base, examples, args, out)
-        if not (out / "merged").is_dir():  # ledger says done but the cache was cleared: train again
+        if not self._warmup_cached(out):  # ledger says done but the cache was cleared: train again
             self._train_warmup(self.ctx, base, examples, args, out)
         self._warmup_model = out / "merged"
         return out / "merged"
 
+    def halfway_model(self) -> Path | None:
+        """The warm-up's half-way student, where round 0's learning rates are measured."""
+        step = build.halfway_step(self.cfg)
+        return self._warmup_model.parent / f"step-{step}" / "merged" if step and self._warmup_model else None
+
+    def _warmup_cached(self, out: Path) -> bool:
+        step = build.halfway_step(self.cfg)
+        return (out / "merged").is_dir() and (not step or (out / f"step-{step}" / "merged").is_dir())
+
     def _train_warmup(self, ctx: stages.Context, base: Path, examples: list, args: dict, out: Path) -> str:
-        if (out / "merged").is_dir():
+        if self._warmup_cached(out):
             return f"cached at {out}"
-        metrics = self.engines.fit("warm-up SFT (LoRA steps)", base, examples, out, args)
+        # The half-way copy leaves the weights as they were, so it is not part of the cache key.
+        # A warm-up cached without it is trained again beside it (to the same weights) for the
+        # copy alone: the cached student and its answer cache stay as they are.
+        step = build.halfway_step(self.cfg)
+        target = out.with_name(out.name + "-again") if (out / "merged").is_dir() else out
+        metrics = self.engines.fit("warm-up SFT (LoRA steps)", base, examples, target, {**args, "also_save_step": step})
+        if target != out:
+            shutil.rmtree(out / f"step-{step}", ignore_errors=True)
+            (target / f"step-{step}").rename(out / f"step-{step}")
+            shutil.rmtree(target)
         return f"{metrics['steps']} steps, final loss {metrics['final_loss']:.3f}, {metrics['seconds']:.0f} s"
 
     def train(self, r: int, base: Path) -> Path:
@@ -319,10 +340,10 @@ class Session:
         return r if self.cfg.compose.system2 == "self-consistency" else SETUP_ROUND
 
     def student_and_answers(self, model_path: Path) -> tuple[Any, AnswerCache | None]:
-        """The student pool for `model_path`, and for the cached warm-up student the cache of its
-        greedy answers that every run starting from it shares (a round's student belongs to
-        its run: None)."""
+        """The student pool for `model_path`, and for the cached warm-up student (or its half-way
+        copy) the cache of its greedy answers that every run starting from it shares (a round's
+        student belongs to its run: None)."""
         answers = None
-        if model_path == self._warmup_model:
+        if model_path in (self._warmup_model, self.halfway_model()):
             answers = AnswerCache.for_model(model_path, build.answer_settings(self.cfg))
         return self.engines.student(model_path), answers

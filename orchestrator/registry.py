@@ -37,11 +37,13 @@ _COMPOSE_RESETS = ("DELETE FROM routes WHERE round = ?", "DELETE FROM compose_cu
 SETUP_STAGES: tuple[Stage, ...] = (
     Stage("task", tuple(f"DELETE FROM {t}" for t in (
         "items", "skills", "item_skills", "attempts", "difficulty", "diagnoses", "train_sets", "synthesized",
-        "evals", "eval_signals", "checkpoints", "rl_steps")), fields=("seed", "task")),
+        "evals", "eval_signals", "checkpoints", "rl_steps", "halfway_attempts")), fields=("seed", "task")),
     Stage("label", ("DELETE FROM item_skills", "DELETE FROM skills"), fields=("teacher",)),
     # the warm-up trains with train.bf16 too
     Stage("warmup", fields=("warmup", "student.model", "train.bf16")),
-    Stage("evaluate", _EVALUATE_RESETS, fields=("student",)),
+    # the warm-up's half-way student answers the probe (loop.warmup_rates; skipped otherwise)
+    Stage("halfway", ("DELETE FROM halfway_attempts",), fields=("student",)),
+    Stage("evaluate", _EVALUATE_RESETS),
     Stage("compose", _COMPOSE_RESETS),
 )
 ROUND_STAGES: tuple[Stage, ...] = (
@@ -55,7 +57,7 @@ ROUND_STAGES: tuple[Stage, ...] = (
         "DELETE FROM synthesized WHERE round = ?",
         "DELETE FROM train_sets WHERE round = ?",
     ), fields=("loop.strategy", "loop.k", "loop.syn_per_pair", "loop.syn_share", "loop.eta", "loop.weighting",
-               "loop.replay", "loop.prior_examples", "loop.explore",
+               "loop.replay", "loop.prior_examples", "loop.explore", "loop.warmup_rates",
                "train")),  # the budget (steps x batch) sizes the training set
     Stage("train", ("DELETE FROM checkpoints WHERE round = ?",)),
     # the RL round (after loop.rounds supervised ones) runs this in place of select and train

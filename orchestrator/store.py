@@ -230,6 +230,14 @@ class Store:
             ),
         )
 
+    def add_halfway_attempts(self, attempts: Sequence[ScoredAttempt]) -> int:
+        """The warm-up's half-way student's greedy probe answers (`stages.answer_halfway`)."""
+        return self._insert(
+            "halfway_attempts", "item_id, output, extracted, correct, n_tokens, mean_prob, min_prob",
+            ((a.generation.item_id, a.generation.text, a.extracted, a.correct, a.generation.n_tokens,
+              a.generation.mean_prob, a.generation.min_prob) for a in attempts),
+        )
+
     def add_difficulty(self, round_: int, rows: Sequence[tuple[str, bool, str, int]]) -> int:
         """rows: (item_id, difficult, reason, agreement)."""
         return self._insert(
@@ -384,6 +392,17 @@ class Store:
         """The round's MSP as the learnability weights read it: skill -> accuracy, floor, missing."""
         return {skill: SkillState(accuracy, floor, missing)
                 for skill, accuracy, floor, missing in self._query("skill_states", [round_])}
+
+    def halfway_skill_states(self) -> dict[str, SkillState]:
+        """The warm-up's half-way student as `skill_states` has a round (round 0's floors, no diagnoses)."""
+        return {skill: SkillState(accuracy, floor, missing)
+                for skill, accuracy, floor, missing in self._query("halfway_skill_states")}
+
+    def halfway_ids(self) -> set[str]:
+        return {r[0] for r in self._query("halfway_ids")}
+
+    def halfway_correct(self) -> int:
+        return self._query("halfway_correct")[0][0]
 
     def trained_per_skill(self, round_: int) -> dict[str, int]:
         """Skill -> the round's training examples labelled with it."""

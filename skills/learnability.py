@@ -56,7 +56,7 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def learning_rates(profiles: Sequence[Mapping[str, SkillState]], trained: Sequence[Mapping[str, int]],
+def learning_rates(profiles: Sequence[Mapping[str, SkillState]], trained: Sequence[Mapping[str, float]],
                    prior_examples: float) -> dict[str, float]:
     """Per skill, the logit gain of p~ per training example, shrunk towards the run-wide rate.
 
@@ -71,7 +71,7 @@ def learning_rates(profiles: Sequence[Mapping[str, SkillState]], trained: Sequen
     if rounds <= 0:
         return dict.fromkeys(skills, 1.0)
     gain: dict[str, float] = dict.fromkeys(skills, 0.0)
-    examples: dict[str, int] = dict.fromkeys(skills, 0)
+    examples: dict[str, float] = dict.fromkeys(skills, 0.0)
     for j in range(rounds):
         for skill, n in trained[j].items():
             before, after = profiles[j].get(skill), profiles[j + 1].get(skill)
@@ -84,7 +84,7 @@ def learning_rates(profiles: Sequence[Mapping[str, SkillState]], trained: Sequen
             examples[s] + prior_examples > 0 else 0.0 for s in skills}
 
 
-def skill_weights(profiles: Sequence[Mapping[str, SkillState]], trained: Sequence[Mapping[str, int]],
+def skill_weights(profiles: Sequence[Mapping[str, SkillState]], trained: Sequence[Mapping[str, float]],
                   prior_examples: float = 100.0, explore: float = 0.0) -> dict[str, float]:
     """w(s) = missing(s) * max(above_floor(s), explore) * rate(s) for the latest round's skills,
     normalised to sum to 1; empty when no skill is worth an example (the whole budget is then

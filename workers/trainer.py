@@ -30,6 +30,7 @@ bit. The state folder is removed once out_dir is in place.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -75,6 +76,7 @@ def fine_tune(
     group_by_length: bool = False,
     state_every: int = 0,
     resume: bool = False,
+    also_save_step: int = 0,
     progress: Callable[[int, int, float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> dict:
@@ -86,7 +88,10 @@ def fine_tune(
     similar length together (less padding). `bf16` autocast defaults to on where the
     hardware does bf16 natively (`models.native_bf16`), else fp32. `state_every=N` saves
     a resumable checkpoint every N steps under `state_path(out_dir)`; `resume=True`
-    continues from the newest one.
+    continues from the newest one. `also_save_step=N` (0 < N < steps) also keeps the merged
+    model as it was after step N, in out_dir/step-N/merged (the warm-up's half-way student, whose
+    probe accuracy against the final one measures how fast each skill moves); training
+    itself is unchanged by it.
 
     Returns metrics (also in metrics.json): steps, losses (one per step), first_loss,
     final_loss (mean of the last few steps), seconds (training time of all segments),
@@ -128,10 +133,15 @@ def fine_tune(
         "max_len": max_len, "bf16": bf16, "full_finetune": full_finetune, "group_by_length": group_by_length,
         "lora": None if full_finetune else [lora_r, lora_alpha], "data": _digest(data),
     }
+    if also_save_step:  # only then: states saved before the option existed stay resumable
+        run_key["also_save_step"] = also_save_step
     checkpoint, prior_seconds = last_checkpoint(states, run_key) if resume else (None, 0.0)
     if checkpoint is None:
         shutil.rmtree(states, ignore_errors=True)  # nothing to continue: no stale checkpoint may linger
     hooks = StateHooks(steps, run_key, prior_seconds, progress, should_stop)
+    kept_copy = states / f"step-{also_save_step}"
+    callbacks = [hooks] if not 0 < also_save_step < steps else [
+        hooks, KeepCopy(also_save_step, kept_copy, tokenizer, adapter=not full_finetune)]
     trainer = Trainer(
         model=model,
         args=_arguments(states, steps, batch_size // world, lr, seed, bf16, state_every),
@@ -139,7 +149,7 @@ def fine_tune(
         data_collator=lambda rows: _collate([(r["input_ids"], r["labels"]) for r in rows], pad_id),
         compute_loss_func=_answer_loss,
         optimizers=_optimizer(model, lr, steps),
-        callbacks=[hooks],
+        callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # it prints the end-of-training metrics dict
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -166,7 +176,8 @@ def fine_tune(
         "resumed_from": _step(checkpoint) if checkpoint else None,
     }
     if rank == 0:
-        save_trained(trainer.model, tokenizer, out_dir, metrics, adapter=not full_finetune)
+        extra = {kept_copy.name: kept_copy} if len(callbacks) > 1 else {}
+        save_trained(trainer.model, tokenizer, out_dir, metrics, adapter=not full_finetune, extra=extra)
         shutil.rmtree(states, ignore_errors=True)  # out_dir is complete: the checkpoints are stale
     return metrics
 
@@ -273,6 +284,25 @@ class StateHooks(TrainerCallback):
         if self.pending and self.progress:
             self.progress(self.pending[0], self.steps, self.pending[1])
         self.pending = None
+
+
+class KeepCopy(TrainerCallback):
+    """Writes the merged model as it is after step `step` into `folder` (rank 0), for
+    `fine_tune(also_save_step=...)`. It lives beside the trainer's checkpoints, so a run resumed
+    from a later checkpoint still has it; a copy is merged, so training goes on unchanged."""
+
+    def __init__(self, step: int, folder: Path, tokenizer, adapter: bool):
+        self.step, self.folder, self.tokenizer, self.adapter = step, folder, tokenizer, adapter
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step != self.step or _distributed()[1] != 0 or self.folder.is_dir():
+            return
+        tmp = self.folder.with_name(f".{self.folder.name}-tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        merged = copy.deepcopy(model).merge_and_unload() if self.adapter else model
+        merged.save_pretrained(tmp / "merged")
+        self.tokenizer.save_pretrained(tmp / "merged")
+        tmp.rename(self.folder)
 
 
 def _barrier() -> None:
@@ -401,8 +431,10 @@ def _digest(data) -> str:
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
 
-def save_trained(model, tokenizer, out_dir: Path, metrics: dict, *, adapter: bool) -> None:
-    """out_dir/adapter (peft, LoRA only), out_dir/merged (plain model + tokenizer), out_dir/metrics.json.
+def save_trained(model, tokenizer, out_dir: Path, metrics: dict, *, adapter: bool,
+                 extra: dict[str, Path] | None = None) -> None:
+    """out_dir/adapter (peft, LoRA only), out_dir/merged (plain model + tokenizer), out_dir/metrics.json,
+    and each folder of `extra` moved in under its name.
 
     Built in a temp folder beside out_dir and renamed into place, so a killed run never
     leaves a half-saved model that a later round would load.
@@ -417,6 +449,8 @@ def save_trained(model, tokenizer, out_dir: Path, metrics: dict, *, adapter: boo
         model.save_pretrained(tmp / "merged")
         tokenizer.save_pretrained(tmp / "merged")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        for name, folder in (extra or {}).items():
+            shutil.move(folder, tmp / name)
         tmp.chmod(0o755)
         old = None
         if out_dir.exists():

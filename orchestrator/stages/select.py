@@ -7,7 +7,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from sgi.orchestrator import build
 from sgi.orchestrator.stages.context import Context, ask_teacher, valid_labels
+from sgi.orchestrator.stages.warmup import warmup_second_half
 from sgi.skills import learnability, selection, synthesis
 from sgi.skills.records import Item
 
@@ -150,11 +152,16 @@ def rl_prompts(ctx: Context, round_: int) -> list[selection.Selected]:
 
 def _learnability_weights(ctx: Context, round_: int) -> dict[str, float]:
     """`learnability.skill_weights` from the store: the profiles of rounds 0..r and the
-    training sets of rounds < r (so a resumed round computes the same weights)."""
+    training sets of rounds < r (so a resumed round computes the same weights), led, under
+    `loop.warmup_rates`, by the warm-up's second half as one more measured round: its
+    half-way student's probe accuracy and the examples it trained on after it."""
     store, loop = ctx.store, ctx.cfg.loop
-    return learnability.skill_weights([store.skill_states(r) for r in range(round_ + 1)],
-                                      [store.trained_per_skill(r) for r in range(round_)], loop.prior_examples,
-                                      loop.explore)
+    profiles = [store.skill_states(r) for r in range(round_ + 1)]
+    trained: list[dict[str, float]] = [dict(store.trained_per_skill(r)) for r in range(round_)]
+    if build.halfway_step(ctx.cfg):
+        profiles.insert(0, store.halfway_skill_states())
+        trained.insert(0, warmup_second_half(ctx))
+    return learnability.skill_weights(profiles, trained, loop.prior_examples, loop.explore)
 
 
 def _by_skill(ctx: Context, items: Sequence[Item]) -> dict[str, list[str]]:

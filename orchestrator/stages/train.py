@@ -1,10 +1,7 @@
-"""Training: the warm-up's examples and cache folder, a round's fine-tune, and the RL round's GRPO."""
+"""Training: a round's fine-tune, and the RL round's GRPO (the warm-up's own parts are in `warmup`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,21 +9,6 @@ from typing import Any
 from sgi.orchestrator import build
 from sgi.orchestrator.stages.context import Context
 from sgi.orchestrator.stages.select import rl_prompts
-
-
-def warmup_examples(ctx: Context) -> list[tuple[str, str]]:
-    """Uniform sample of the pool, budget = steps x batch size, fixed by the seed."""
-    w = ctx.cfg.warmup
-    pool = ctx.store.items("pool")
-    rng = random.Random(ctx.cfg.seed)
-    chosen = [rng.choice(pool) for _ in range(w.steps * w.batch_size)]
-    return [(item.question, item.answer) for item in chosen]
-
-
-def warmup_dir(base_model: Path, examples: list[tuple[str, str]], args: dict[str, Any], cache: Path) -> Path:
-    """Cache folder of a warm-up, keyed by everything that changes its weights."""
-    key = json.dumps({"model": str(base_model), "examples": examples, "args": args}, sort_keys=True)
-    return cache / "warmup" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def train(ctx: Context, round_: int, base: Path, out: Path, fit: Callable[..., dict[str, Any]]) -> str:

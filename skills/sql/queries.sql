@@ -10,6 +10,19 @@ SELECT skill, accuracy FROM profiles WHERE round = ?;
 -- name: skill_states
 SELECT skill, accuracy, floor, missing FROM profiles WHERE round = ? ORDER BY skill;
 
+-- name: halfway_skill_states
+-- The warm-up's half-way student per skill, as skill_states has a round: its probe accuracy,
+-- the skill's floor (the same probe items as round 0's profile), no diagnoses.
+SELECT p.skill, count(*) FILTER (WHERE h.correct) / count(*), p.floor, 0
+FROM halfway_attempts h JOIN item_skills s USING (item_id) JOIN profiles p ON p.skill = s.skill AND p.round = 0
+GROUP BY p.skill, p.floor ORDER BY p.skill;
+
+-- name: halfway_ids
+SELECT item_id FROM halfway_attempts;
+
+-- name: halfway_correct
+SELECT count(*) FILTER (WHERE correct) FROM halfway_attempts;
+
 -- name: trained_per_skill
 -- Round $1's training examples per skill they are labelled with (an example counts for each).
 SELECT s.skill, count(*) FROM train_sets t JOIN item_skills s USING (item_id) WHERE t.round = ?

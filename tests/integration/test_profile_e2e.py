@@ -14,6 +14,7 @@ import pytest
 from support.runs import as_sets, sgi
 
 from sgi.orchestrator.store import Store
+from sgi.workers.models import cache_root
 
 pytestmark = pytest.mark.slow
 
@@ -112,6 +113,35 @@ def test_another_run_from_the_same_warm_up_takes_its_answers_from_the_cache(run)
         assert second.attempts(0) == first.attempts(0)  # answers, confidences and scores alike
         infer = next(detail for r, stage, _, _, detail in second.ledger() if stage == "infer")
         assert "24 from the warm-up student's answer cache" in infer
+    finally:
+        first.close()
+        second.close()
+
+
+def test_warmup_rates_keep_the_half_way_student_and_its_probe_answers(run):
+    """loop.warmup_rates on a warm-up cached without its half-way copy: the warm-up is trained
+    again beside the cache for the copy alone (the cached student keeps its answer cache), the
+    copy answers the probe, and a later run finds both in the cache."""
+    tmp, _ = run
+    rates = sgi("profile", *overrides(tmp, ["name=e2e-rates", "loop.warmup_rates=true"]), cwd=tmp)
+    assert rates.returncode == 0, rates.stderr[-3000:]
+    kept = list((cache_root() / "warmup").glob("*/step-3/merged/model.safetensors"))
+    assert kept and not list((cache_root() / "warmup").glob("*-again"))
+    store = Store(tmp / "runs" / "e2e-rates" / "sgi.duckdb", read_only=True)
+    try:
+        assert store.halfway_ids() == {i.item_id for i in store.items("probe")}
+        assert store.halfway_skill_states().keys() == store.skill_states(0).keys()
+        ledger = {stage: detail for r, stage, _, _, detail in store.ledger()}
+        assert ledger["halfway"].startswith("24 probe items") and "after step 3" in ledger["halfway"]
+        assert "24 from the warm-up student's answer cache" in ledger["infer"]
+    finally:
+        store.close()
+    again = sgi("profile", *overrides(tmp, ["name=e2e-rates-again", "loop.warmup_rates=true"]), cwd=tmp)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "loading the student" not in again.stderr and "warm-up SFT" not in again.stderr
+    first, second = (Store(tmp / "runs" / name / "sgi.duckdb", read_only=True) for name in ("e2e-rates", "e2e-rates-again"))
+    try:
+        assert second.halfway_skill_states() == first.halfway_skill_states()
     finally:
         first.close()
         second.close()

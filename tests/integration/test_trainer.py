@@ -89,19 +89,24 @@ def test_resumed_run_equals_an_uninterrupted_one(tiny_model, tmp_path, full):
             raise _Killed
 
     out = tmp_path / "round"
+    # this run also keeps its step-2 model (the warm-up's half-way student), before the kill
     with pytest.raises(_Killed):
-        fine_tune(tiny_model, data, out, state_every=3, progress=kill_at_3, **args)
+        fine_tune(tiny_model, data, out, state_every=3, progress=kill_at_3, also_save_step=2, **args)
     assert not out.exists() and saved_step(out) == 3
     torch.manual_seed(123)  # the state restores the RNG, whatever the process did meanwhile
     seen = []
-    resumed = fine_tune(tiny_model, data, out, state_every=3, resume=True,
+    resumed = fine_tune(tiny_model, data, out, state_every=3, resume=True, also_save_step=2,
                         progress=lambda s, n, loss: seen.append(s), **args)
     assert seen == [4, 5, 6] and resumed["resumed_from"] == 3 and whole["resumed_from"] is None
     assert resumed["losses"] == whole["losses"]  # bitwise, bf16 autocast included
     weights = "merged/model.safetensors" if full else "adapter/adapter_model.safetensors"
     a, b = load_file(tmp_path / "whole" / weights), load_file(out / weights)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # keeping a copy changed nothing
     assert not state_path(out).exists()
+    final, kept = load_file(out / "merged/model.safetensors"), load_file(out / "step-2/merged/model.safetensors")
+    base = load_file(tiny_model / "model.safetensors")
+    assert final.keys() == kept.keys() == base.keys()  # a plain model, LoRA merged
+    assert not all(torch.equal(kept[k], final[k]) for k in kept) and not all(torch.equal(kept[k], base[k]) for k in kept)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["round", "whole"]
 
 

@@ -12,6 +12,7 @@ import pytest
 from sgi.orchestrator import stages
 from sgi.orchestrator.config import ConfigError, load_config
 from sgi.orchestrator.progress import Reporter
+from sgi.orchestrator.stages.warmup import warmup_second_half
 from sgi.orchestrator.store import ScoredAttempt, Store
 from sgi.skills.learnability import SkillState, above_floor, learning_rates, skill_weights
 from sgi.skills.records import Diagnosis, Generation, Item, Label
@@ -98,6 +99,53 @@ def test_a_fall_is_not_a_negative_rate_and_no_measurement_means_the_prior():
     assert learning_rates([before], [], prior_examples=100) == {"A": 1.0}
     assert above_floor(SkillState(0.05, 0.2, 1)) == 0 and above_floor(SkillState(1.0, 0.2, 0)) == 1
     assert skill_weights([{"A": SkillState(0.1, 0.1, 9), "B": SkillState(1.0, 0.1, 0)}], []) == {}
+
+
+HALFWAY = {"A": 2, "B": 1, "C": 8}  # right answers of the warm-up's half-way student, of 10 a skill
+
+
+def _add_halfway(store):
+    probe = [i for i in store.items("probe")]
+    store.add_halfway_attempts([ScoredAttempt(Generation(i.item_id, 0, "x", 1, 0.9, 0.9), "x",
+                                              int(i.item_id[1:]) < HALFWAY[i.family]) for i in probe])
+
+
+def test_the_warm_ups_second_half_is_round_0s_measured_rate(store):
+    _add_halfway(store)
+    # the half-way student against round 0's floors (0.1), with no diagnoses
+    assert {s: (st.accuracy, st.floor, st.missing) for s, st in store.halfway_skill_states().items()} == {
+        "A": (0.2, 0.1, 0), "B": (0.1, 0.1, 0), "C": (0.8, 0.1, 0)}
+    # above floor, half-way -> round 0: A 1/9 -> 4/9, B 0 -> 0, C 7/9 -> 8/9; logit gains
+    # A ln(4/5) - ln(1/8) = 1.856298, B 0, C ln(8) - ln(7/2) = 0.826679; 10 examples each in the
+    # second half: run-wide (1.856298 + 0.826679) / 30 = 0.0894326; with 100 pseudo-examples
+    # rate A (1.856298 + 8.94326) / 110 = 0.0981778, B 8.94326 / 110 = 0.0813023, C 0.0888176
+    halfway, round_0 = store.halfway_skill_states(), store.skill_states(0)
+    second_half = {"A": 10.0, "B": 10.0, "C": 10.0}
+    rates = learning_rates([halfway, round_0], [second_half], 100)
+    assert rates == pytest.approx({"A": 0.0981778, "B": 0.0813023, "C": 0.0888176}, rel=1e-5)
+    # w: A 5 * 4/9 * 0.0981778 = 0.218173, B 9 * 0, C 1 * 8/9 * 0.0888176 = 0.0789490:
+    # A 0.734288, C 0.265712 (rate 1 for both: 5/7 and 2/7)
+    assert skill_weights([halfway, round_0], [second_half], 100) == pytest.approx(
+        {"A": 0.734288, "C": 0.265712}, rel=1e-5)
+
+
+def test_round_0_under_warmup_rates_counts_the_warm_ups_second_half(store, tmp_path):
+    _add_halfway(store)
+    cfg = load_config(overrides=["loop.warmup_rates=true", "warmup.steps=6", "warmup.batch_size=5",
+                                 "train.steps=4", "train.batch_size=4", f"runs_dir={tmp_path}"])
+    ctx = stages.Context(cfg=cfg, task=None, store=store, teacher=None, reporter=Reporter(quiet=True))
+    second_half = warmup_second_half(ctx)
+    # 30 warm-up draws of the pool (one label each), trained half after step 3: 15 expected in all
+    assert sum(second_half.values()) == pytest.approx(15) and second_half.keys() <= {"A", "B", "C"}
+    drawn = Counter(q.split()[1][0] for q, _ in stages.warmup_examples(ctx))  # "pool A3" -> A
+    assert second_half == {k: n / 2 for k, n in drawn.items()}
+    stages.build_train_set(ctx, 0)
+    expected = skill_weights([store.halfway_skill_states(), store.skill_states(0)], [second_half], 100)
+    shown = ", ".join(f"{s} {w:.2f}" for s, w in sorted(expected.items(), key=lambda kv: -kv[1]))
+    assert any(f"learnability weights: {shown}" == m for (m,) in store.db.execute(
+        "SELECT message FROM events WHERE stage = 'select'").fetchall())
+    off = load_config(overrides=["warmup.steps=6", "train.steps=4", "train.batch_size=4", f"runs_dir={tmp_path}"])
+    assert not off.loop.warmup_rates  # off by default: round 0's rates are 1
 
 
 def test_budget_splits_into_replay_and_weighted_skills_with_their_causes(store):

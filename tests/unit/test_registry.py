@@ -19,7 +19,8 @@ NOT_RESET = {"meta", "runs", "ledger", "events", "teacher_calls"}
 
 
 def test_the_order_is_the_loops():
-    assert [s.name for s in registry.SETUP_STAGES] == ["task", "label", "warmup", "evaluate", "compose"]
+    assert [s.name for s in registry.SETUP_STAGES] == ["task", "label", "warmup", "halfway", "evaluate",
+                                                           "compose"]
     assert [s.name for s in registry.ROUND_STAGES] == [
         "infer", "difficulty", "diagnose", "profile", "select", "train", "rl", "evaluate", "compose"]
     assert registry.position(SETUP_ROUND, "compose") < registry.position(0, "infer") < registry.position(1, "infer")
@@ -49,7 +50,8 @@ def test_unknown_stages_are_refused_naming_the_known_ones():
 
 @pytest.mark.parametrize("field, stage", [
     ("seed", (SETUP_ROUND, "task")), ("teacher", (SETUP_ROUND, "label")), ("train.bf16", (SETUP_ROUND, "warmup")),
-    ("student.model", (SETUP_ROUND, "warmup")), ("student", (SETUP_ROUND, "evaluate")),
+    ("student.model", (SETUP_ROUND, "warmup")), ("student", (SETUP_ROUND, "halfway")),
+    ("loop.warmup_rates", (0, "select")),
     ("difficulty", (0, "infer")), ("loop.weighting", (0, "select")), ("train", (0, "select")),
     ("loop.rl", (0, "rl")),
 ])

@@ -70,7 +70,7 @@ def test_changed_fields_are_dotted_keys_with_old_and_new():
     ("field", "stage"),
     [("seed=1", (SETUP_ROUND, "task")), ("task.gym.probe_per_family=3", (SETUP_ROUND, "task")),
      ("teacher.kind=embed", (SETUP_ROUND, "label")), ("warmup.steps=7", (SETUP_ROUND, "warmup")),
-     ("student.model=/x", (SETUP_ROUND, "warmup")), ("student.batch_size=3", (SETUP_ROUND, "evaluate")),
+     ("student.model=/x", (SETUP_ROUND, "warmup")), ("student.batch_size=3", (SETUP_ROUND, "halfway")),
      ("difficulty.consistency=true", (0, "infer")), ("loop.strategy=uniform", (0, "select")),
      ("train.steps=5", (0, "select")), ("loop.rounds=9", None), ("train.state_every=1", None),
      ("ray.enabled=false", None), ("name=other", None)],
