@@ -15,7 +15,10 @@ learnable ones. Here each skill's weight is the expected gain of one more exampl
   weight falls to 0 for a skill the student only guesses at and for one it has mastered;
 - rate(s): how fast the skill's logit p~ moved per training example in the earlier rounds,
   shrunk towards the run-wide rate by `prior_examples` pseudo-examples (noise: 40 probe
-  items a family). Round 0 has no measurement: every rate is 1, so the weight is the prior.
+  items a family). Round 0 has no round before it: every rate is 1, so the weight is the
+  prior, unless `loop.warmup_rates` measures the warm-up's second half as one more round
+  before round 0 (its half-way student's probe accuracy, and the examples it trained on after
+  that point). The late starters move fastest there (bench/bench_warmup_curve.py).
 - explore (`loop.explore`, default 0): the least above_floor a missing skill is weighted by.
   Without it a skill the student cannot do at all yet gets no examples, so its rate is never
   measured, however learnable it is (the frontier preset's late starters); with it such a
