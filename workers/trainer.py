@@ -139,9 +139,10 @@ def fine_tune(
     if checkpoint is None:
         shutil.rmtree(states, ignore_errors=True)  # nothing to continue: no stale checkpoint may linger
     hooks = StateHooks(steps, run_key, prior_seconds, progress, should_stop)
-    kept_copy = states / f"step-{also_save_step}"
-    callbacks = [hooks] if not 0 < also_save_step < steps else [
-        hooks, KeepCopy(also_save_step, kept_copy, tokenizer, adapter=not full_finetune)]
+    keeps_copy, kept_copy = 0 < also_save_step < steps, states / f"step-{also_save_step}"
+    callbacks = [hooks]
+    if keeps_copy:
+        callbacks.append(KeepCopy(also_save_step, kept_copy, tokenizer, adapter=not full_finetune))
     trainer = Trainer(
         model=model,
         args=_arguments(states, steps, batch_size // world, lr, seed, bf16, state_every),
@@ -176,7 +177,7 @@ def fine_tune(
         "resumed_from": _step(checkpoint) if checkpoint else None,
     }
     if rank == 0:
-        extra = {kept_copy.name: kept_copy} if len(callbacks) > 1 else {}
+        extra = {kept_copy.name: kept_copy} if keeps_copy else {}
         save_trained(trainer.model, tokenizer, out_dir, metrics, adapter=not full_finetune, extra=extra)
         shutil.rmtree(states, ignore_errors=True)  # out_dir is complete: the checkpoints are stale
     return metrics

@@ -8,6 +8,7 @@ store holds — not just the exit code — and that a repeated command adds noth
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -123,8 +124,11 @@ def test_warmup_rates_keep_the_half_way_student_and_its_probe_answers(run):
     again beside the cache for the copy alone (the cached student keeps its answer cache), the
     copy answers the probe, and a later run finds both in the cache."""
     tmp, _ = run
+    for copy in (cache_root() / "warmup").glob("*/step-3"):  # as if cached before the option: only this test keeps one
+        shutil.rmtree(copy)
     rates = sgi("profile", *overrides(tmp, ["name=e2e-rates", "loop.warmup_rates=true"]), cwd=tmp)
     assert rates.returncode == 0, rates.stderr[-3000:]
+    assert "warm-up SFT" in rates.stderr  # trained again for the copy
     kept = list((cache_root() / "warmup").glob("*/step-3/merged/model.safetensors"))
     assert kept and not list((cache_root() / "warmup").glob("*-again"))
     store = Store(tmp / "runs" / "e2e-rates" / "sgi.duckdb", read_only=True)
@@ -139,7 +143,8 @@ def test_warmup_rates_keep_the_half_way_student_and_its_probe_answers(run):
     again = sgi("profile", *overrides(tmp, ["name=e2e-rates-again", "loop.warmup_rates=true"]), cwd=tmp)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "loading the student" not in again.stderr and "warm-up SFT" not in again.stderr
-    first, second = (Store(tmp / "runs" / name / "sgi.duckdb", read_only=True) for name in ("e2e-rates", "e2e-rates-again"))
+    first, second = (Store(tmp / "runs" / name / "sgi.duckdb", read_only=True)
+                     for name in ("e2e-rates", "e2e-rates-again"))
     try:
         assert second.halfway_skill_states() == first.halfway_skill_states()
     finally:
