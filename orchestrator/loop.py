@@ -288,12 +288,17 @@ class Session:
 
     def halfway_model(self) -> Path | None:
         """The warm-up's half-way student, where round 0's learning rates are measured."""
+        return self._halfway_copy(self._warmup_model.parent) if self._warmup_model else None
+
+    def _halfway_copy(self, out: Path) -> Path | None:
+        """Where the warm-up in `out` keeps its half-way student (`fine_tune(also_save_step=...)`);
+        None when no rate is measured."""
         step = build.halfway_step(self.cfg)
-        return self._warmup_model.parent / f"step-{step}" / "merged" if step and self._warmup_model else None
+        return out / f"step-{step}" / "merged" if step else None
 
     def _warmup_cached(self, out: Path) -> bool:
-        step = build.halfway_step(self.cfg)
-        return (out / "merged").is_dir() and (not step or (out / f"step-{step}" / "merged").is_dir())
+        copy = self._halfway_copy(out)
+        return (out / "merged").is_dir() and (copy is None or copy.is_dir())
 
     def _train_warmup(self, ctx: stages.Context, base: Path, examples: list, args: dict, out: Path) -> str:
         if self._warmup_cached(out):
@@ -301,12 +306,13 @@ class Session:
         # The half-way copy leaves the weights as they were, so it is not part of the cache key.
         # A warm-up cached without it is trained again beside it (to the same weights) for the
         # copy alone: the cached student and its answer cache stay as they are.
-        step = build.halfway_step(self.cfg)
         target = out.with_name(out.name + "-again") if (out / "merged").is_dir() else out
-        metrics = self.engines.fit("warm-up SFT (LoRA steps)", base, examples, target, {**args, "also_save_step": step})
+        keep = {"also_save_step": build.halfway_step(self.cfg)}
+        metrics = self.engines.fit("warm-up SFT (LoRA steps)", base, examples, target, {**args, **keep})
         if target != out:
-            shutil.rmtree(out / f"step-{step}", ignore_errors=True)
-            (target / f"step-{step}").rename(out / f"step-{step}")
+            copy = self._halfway_copy(out).parent
+            shutil.rmtree(copy, ignore_errors=True)
+            (target / copy.name).rename(copy)
             shutil.rmtree(target)
         return f"{metrics['steps']} steps, final loss {metrics['final_loss']:.3f}, {metrics['seconds']:.0f} s"
 

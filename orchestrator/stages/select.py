@@ -4,7 +4,7 @@ embedding selection, uniform) or synthesized by the teacher (STAT-Syn), same bud
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sgi.orchestrator import build
@@ -157,7 +157,7 @@ def _learnability_weights(ctx: Context, round_: int) -> dict[str, float]:
     half-way student's probe accuracy and the examples it trained on after it."""
     store, loop = ctx.store, ctx.cfg.loop
     profiles = [store.skill_states(r) for r in range(round_ + 1)]
-    trained: list[dict[str, float]] = [dict(store.trained_per_skill(r)) for r in range(round_)]
+    trained: list[Mapping[str, float]] = [store.trained_per_skill(r) for r in range(round_)]
     if build.halfway_step(ctx.cfg):
         profiles.insert(0, store.halfway_skill_states())
         trained.insert(0, warmup_second_half(ctx))
