@@ -1,5 +1,6 @@
-"""The rows the store's reads return, with their fields named (they are still tuples, so a
-row unpacks as before). One class per query; the field order is the query's column order."""
+"""The rows the store's reads return and its writers take, with their fields named (they are
+still tuples, so a row unpacks as before). One class per query or table; the field order is
+the query's column order, or the table's after the columns a writer is given as arguments."""
 
 from __future__ import annotations
 
@@ -168,3 +169,55 @@ class RLStep(NamedTuple):
     kl: float | None  # from the model RL started from
     loss: float | None
     completion_tokens: float | None  # mean completion length
+
+
+# What the writers take (each after the arguments it is called with: round, solver, ...).
+
+
+class DifficultyRow(NamedTuple):
+    item_id: str
+    difficult: bool
+    reason: str
+    agreement: int  # samples that agreed with the greedy answer
+
+
+class SolutionRow(NamedTuple):
+    """One solver's answer to one item (System 1 or 2), for `add_solutions`."""
+
+    item_id: str
+    output: str
+    extracted: str
+    correct: bool
+    n_tokens: int
+    seconds: float
+    mean_prob: float | None  # System 1's confidence signals; None for System 2
+    min_prob: float | None
+    margin: float | None
+
+
+class TokenSolutionRow(NamedTuple):
+    """One item decoded by the student and the larger model together, for `add_token_solutions`."""
+
+    item_id: str
+    output: str
+    extracted: str
+    correct: bool
+    n_tokens: int
+    large_tokens: int  # of n_tokens, chosen by the larger model
+    seconds: float
+
+
+class RouteRow(NamedTuple):
+    """Where a router sent one test item, and why, for `add_routes`."""
+
+    router: str
+    item_id: str
+    system2: str  # the System-2 solver's key
+    s2_round: int  # where its answers are stored
+    system: int  # 1 or 2
+    reason: str
+    score: float
+    threshold: float
+    correct: bool
+    seconds: float
+    tokens: int

@@ -18,11 +18,11 @@ import duckdb
 import pyarrow as pa
 
 from sgi.orchestrator import registry
-from sgi.orchestrator.rows import (AttemptRow, ComposeRow, ComposeSummary, CurvePoint, LedgerRow, MetricsRow,
-                                   ProfileRow, RLStep, RoundSummary, SignalRow, SkillEval, SynthesizedRow,
-                                   TeacherUsage, TokenRow, TrainRow)
+from sgi.orchestrator.rows import (AttemptRow, ComposeRow, ComposeSummary, CurvePoint, DifficultyRow, LedgerRow,
+                                   MetricsRow, ProfileRow, RLStep, RoundSummary, RouteRow, SignalRow, SkillEval,
+                                   SolutionRow, SynthesizedRow, TeacherUsage, TokenRow, TokenSolutionRow, TrainRow)
 from sgi.skills.learnability import SkillState
-from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill
+from sgi.skills.records import Diagnosis, Generation, Item, Label, Skill, SynthesisOutcome, TeacherCall
 from sgi.skills.runs import (MIGRATIONS, SCHEMA_VERSION, SETUP_ROUND, SNAPSHOT_FILE, StoreError, copy_database, damaged,
                              named_queries, schema_version, stand_in_sql, upgrade_sql)
 
@@ -238,8 +238,7 @@ class Store:
               a.generation.mean_prob, a.generation.min_prob) for a in attempts),
         )
 
-    def add_difficulty(self, round_: int, rows: Sequence[tuple[str, bool, str, int]]) -> int:
-        """rows: (item_id, difficult, reason, agreement)."""
+    def add_difficulty(self, round_: int, rows: Sequence[DifficultyRow]) -> int:
         return self._insert(
             "difficulty", "round, item_id, difficult, reason, agreement", ((round_, *r) for r in rows)
         )
@@ -259,8 +258,8 @@ class Store:
             ((round_, n, s.item_id, s.skill, s.cause, s.reason, strategy) for n, s in enumerate(selected)),
         )
 
-    def add_synthesized(self, round_: int, rows: Sequence[tuple[Any, str, str, bool]]) -> int:
-        """rows: (candidate, skill, cause, kept) for every STAT-Syn candidate."""
+    def add_synthesized(self, round_: int, rows: Sequence[SynthesisOutcome]) -> int:
+        """Every STAT-Syn candidate, kept or not."""
         return self._insert(
             "synthesized",
             "item_id, round, skill, cause, question, answer, solutions, verified, kept",
@@ -294,33 +293,26 @@ class Store:
             after = self.db.execute("SELECT count(*) FROM solutions").fetchall()[0][0]
         return after - before
 
-    def add_solutions(self, round_: int, solver: str, rows: Sequence[tuple]) -> int:
-        """rows: (item_id, output, extracted, correct, n_tokens, seconds, mean_prob, min_prob, margin)."""
+    def add_solutions(self, round_: int, solver: str, rows: Sequence[SolutionRow]) -> int:
         return self._insert(
             "solutions", "round, solver, item_id, output, extracted, correct, n_tokens, seconds, mean_prob, min_prob, "
             "margin", ((round_, solver, *r) for r in rows))
 
-    def add_token_solutions(self, round_: int, model: str, threshold: float, rows: Sequence[tuple]) -> int:
-        """rows: (item_id, output, extracted, correct, n_tokens, large_tokens, seconds)."""
+    def add_token_solutions(self, round_: int, model: str, threshold: float, rows: Sequence[TokenSolutionRow]) -> int:
         return self._insert(
             "token_solutions", "round, model, threshold, item_id, output, extracted, correct, n_tokens, large_tokens, "
             "seconds", ((round_, model, threshold, *r) for r in rows))
 
-    def add_routes(self, round_: int, rows: Sequence[tuple]) -> int:
-        """rows: (router, item_id, system2, s2_round, system, reason, score, threshold, correct, seconds, tokens)."""
+    def add_routes(self, round_: int, rows: Sequence[RouteRow]) -> int:
         return self._insert(
             "routes", "round, router, item_id, system2, s2_round, system, reason, score, threshold, correct, seconds, "
             "tokens", ((round_, *r) for r in rows))
 
-    def add_compose_curve(self, round_: int, rows: Sequence[tuple]) -> int:
-        """rows: (router, split, threshold, escalation, accuracy, seconds, chosen)."""
-        return self._insert("compose_curve", "round, router, split, threshold, escalation, accuracy, seconds, chosen",
-                            ((round_, *r) for r in rows))
+    def add_compose_curve(self, points: Sequence[CurvePoint]) -> int:
+        return self._insert("compose_curve", ", ".join(CurvePoint._fields), points)
 
-    def add_compose_metrics(self, round_: int, rows: Sequence[tuple]) -> int:
-        """rows: (router, split, system1_accuracy, system2_accuracy, apgr, cpt50, cpt80, cpt95)."""
-        return self._insert("compose_metrics", "round, router, split, system1_accuracy, system2_accuracy, apgr, "
-                            "cpt50, cpt80, cpt95", ((round_, *r) for r in rows))
+    def add_compose_metrics(self, rows: Sequence[MetricsRow]) -> int:
+        return self._insert("compose_metrics", ", ".join(MetricsRow._fields), rows)
 
     def add_rl_steps(self, round_: int, history: Sequence[dict[str, float]]) -> int:
         """history: `workers.rl.reinforce`'s per-step dicts (step, reward, reward_std, correct, ...)."""
@@ -340,9 +332,8 @@ class Store:
             [(round_, path, base, metrics["steps"], metrics["examples"], metrics["final_loss"], metrics["seconds"])],
         )
 
-    def add_teacher_calls(self, rows: Sequence[tuple]) -> int:
-        """rows: (key, attempt, template, model, status, response, error, prompt_tokens,
-        completion_tokens, seconds) from `workers.llm_client`, charged to the running stage."""
+    def add_teacher_calls(self, rows: Sequence[TeacherCall]) -> int:
+        """From `workers.llm_client`, charged to the running stage."""
         return self._insert(
             "teacher_calls",
             "key, attempt, template, model, status, response, error, prompt_tokens, completion_tokens, seconds, "

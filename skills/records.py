@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 SPLITS = ("pool", "probe", "test", "general")
 
@@ -74,6 +74,30 @@ class Candidate:
     item: Item  # split "synthetic", a stable item_id; meta["provenance"] = {"skill", "references"}
     solutions: tuple[str, ...]  # final answers of independent solutions (3 by default)
     verified: bool  # an exact solver confirmed the reference answer (verifiable tasks only)
+
+
+class SynthesisOutcome(NamedTuple):
+    """One STAT-Syn candidate as the store records it: written for (skill, cause), kept or not."""
+
+    candidate: Candidate
+    skill: str
+    cause: str  # the difficult item whose missing skill asked for it
+    kept: bool  # passed `synthesis.keep` and was new
+
+
+class TeacherCall(NamedTuple):
+    """One try of one request to an LLM teacher (`workers.llm_client`), as `teacher_calls` keeps it."""
+
+    key: str  # the request's digest: what the store's cache is keyed by
+    attempt: int
+    template: str
+    model: str
+    status: str  # "ok" or "error"
+    response: str  # the reply's text, kept with an error too
+    error: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
 
 
 @dataclass(frozen=True)

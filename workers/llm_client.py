@@ -33,6 +33,7 @@ from typing import Any
 
 from sgi.skills.interfaces import TeacherOutputError, TeacherRefused
 from sgi.skills.llm_teacher import ChatReply, ChatRequest
+from sgi.skills.records import TeacherCall
 
 FLUSH_EVERY = 16  # calls buffered before they are written to the store
 _SCHEMA_REFUSED = ("response_format", "json_schema", "guided", "structured")
@@ -111,7 +112,7 @@ class ChatClient:
     async def _run(self, requests: Sequence[ChatRequest], keys: Sequence[str]) -> list[ChatReply]:
         await self.sender.open()
         gate = asyncio.Semaphore(self.max_concurrency)
-        buffer: list[tuple] = []
+        buffer: list[TeacherCall] = []
         try:
             async def one(request: ChatRequest, key: str) -> ChatReply:
                 async with gate:
@@ -125,7 +126,7 @@ class ChatClient:
             self._flush(buffer)
             await self.sender.close()
 
-    async def _ask(self, request: ChatRequest, key: str, buffer: list[tuple]) -> ChatReply:
+    async def _ask(self, request: ChatRequest, key: str, buffer: list[TeacherCall]) -> ChatReply:
         """Up to 1 + parse_retries tries; each try's outcome is buffered for the store."""
         error = ""
         for attempt in range(self.parse_retries + 1):
@@ -171,12 +172,12 @@ class ChatClient:
             return await self.sender({key: value for key, value in body.items() if key != "response_format"})
 
     def _row(self, key: str, attempt: int, request: ChatRequest, status: str, text: str, error: str,
-             usage: Any, start: float) -> tuple:
-        return (key, attempt, request.template, self.model, status, text, error,
-                getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0,
-                time.perf_counter() - start)
+             usage: Any, start: float) -> TeacherCall:
+        return TeacherCall(key, attempt, request.template, self.model, status, text, error,
+                           getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0,
+                           time.perf_counter() - start)
 
-    def _flush(self, buffer: list[tuple]) -> None:
+    def _flush(self, buffer: list[TeacherCall]) -> None:
         if buffer and self.cache is not None:
             rows, buffer[:] = list(buffer), []
             self.cache.add_teacher_calls(rows)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from sgi.orchestrator.answers import AnswerCache, System2Cache
-from sgi.orchestrator.rows import ComposeRow, SignalRow
+from sgi.orchestrator.rows import (ComposeRow, CurvePoint, MetricsRow, RouteRow, SignalRow, SolutionRow,
+                                   TokenSolutionRow)
 from sgi.orchestrator.stages.answering import answer_items, student_prompts
 from sgi.orchestrator.stages.context import Context, batches
 from sgi.skills import routing
@@ -35,8 +36,9 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
     done = ctx.store.solved_ids(round_, "system1")
     answer_items(ctx, f"{round_label(round_, 'warm-up student')}: System 1 (student)", items, done, system1, 0,
                  lambda scored, seconds: ctx.store.add_solutions(round_, "system1", [
-                     (a.generation.item_id, a.generation.text, a.extracted, a.correct, a.generation.n_tokens,
-                      seconds, a.generation.mean_prob, a.generation.min_prob, a.generation.margin)
+                     SolutionRow(a.generation.item_id, a.generation.text, a.extracted, a.correct,
+                                 a.generation.n_tokens, seconds, a.generation.mean_prob, a.generation.min_prob,
+                                 a.generation.margin)
                      for a in scored]), answers)
     key = system2_key(ctx.cfg)
     cache = System2Cache(cache_root(), key) if cfg.system2 in CACHED_SOLVERS else None
@@ -64,8 +66,9 @@ def compose(ctx: Context, round_: int, system1: Any, system2: Any, s2_round: int
                  (("probe", probe), ("test", test))]
         curve += [("probe", o) for o in routing.curve(router, probe, routing.grid(router, probe))]
         curve += [("test", o) for o in routing.curve(router, test, routing.grid(router, test))]
-        ctx.store.add_compose_curve(round_, [
-            (router, split, o.threshold, o.escalation, o.accuracy, o.seconds, o.threshold == chosen.threshold)
+        ctx.store.add_compose_curve([
+            CurvePoint(round_, router, split, o.threshold, o.escalation, o.accuracy, o.seconds,
+                       o.threshold == chosen.threshold)
             for split, o in curve])
         at = routing.outcome(router, test, chosen.threshold)
         parts.append(f"{router} {at.accuracy:.3f} at {at.escalation:.0%}")
@@ -100,13 +103,13 @@ def _write_metrics(ctx: Context, round_: int, routers: Sequence[str], splits: di
     for split, rows in splits.items():
         for router in routers:
             m = routing.gap_metrics(router, rows)
-            metrics.append((router, split, m.system1_accuracy, m.system2_accuracy, m.apgr,
-                            *(m.cpt[x] for x in routing.CPT_SHARES)))
+            metrics.append(MetricsRow(round_, router, split, m.system1_accuracy, m.system2_accuracy, m.apgr,
+                                      *(m.cpt[x] for x in routing.CPT_SHARES)))
             if router in routing.REFERENCES:
-                curves += [(router, split, escalation, escalation, accuracy, 0.0, False)
+                curves += [CurvePoint(round_, router, split, escalation, escalation, accuracy, 0.0, False)
                            for escalation, accuracy in routing.full_curve(router, rows)]
-    ctx.store.add_compose_metrics(round_, metrics)
-    ctx.store.add_compose_curve(round_, curves)
+    ctx.store.add_compose_metrics(metrics)
+    ctx.store.add_compose_curve(curves)
 
 
 ALONE = float("inf")  # token_solutions' threshold for the larger model alone
@@ -130,8 +133,9 @@ def _compose_tokens(ctx: Context, round_: int, collab: Any, items: Sequence[Item
     alone = next(o for o in points["probe"] if o.threshold == ALONE)
     chosen = routing.pick(points["probe"], ctx.cfg.compose.target * alone.accuracy).threshold
     ctx.store.add_routes(round_, [_token_route(r, chosen, key) for r in by_split["test"][chosen]])
-    ctx.store.add_compose_curve(round_, [("token", split, _curve_threshold(o.threshold), o.escalation, o.accuracy,
-                                          o.seconds, o.threshold == chosen) for split, at in points.items() for o in at])
+    ctx.store.add_compose_curve([CurvePoint(round_, "token", split, _curve_threshold(o.threshold), o.escalation,
+                                            o.accuracy, o.seconds, o.threshold == chosen)
+                                 for split, at in points.items() for o in at])
     at = next(o for o in points["test"] if o.threshold == chosen)
     return f"token {at.accuracy:.3f} at {at.escalation:.0%} of tokens (t = {chosen:g})"
 
@@ -142,8 +146,9 @@ def _solve_tokens(ctx: Context, items: Sequence[Item], collab: Any, key: str, ro
         solved = collab.generate(list(by_id), student_prompts(ctx, batch), threshold)
         answers = {s.item_id: ctx.task.extract(by_id[s.item_id], s.text) for s in solved}
         ctx.store.add_token_solutions(round_, key, threshold, [
-            (s.item_id, s.text, answers[s.item_id], ctx.task.is_correct(by_id[s.item_id], answers[s.item_id]),
-             s.n_tokens, s.large_tokens, s.seconds) for s in solved])
+            TokenSolutionRow(s.item_id, s.text, answers[s.item_id],
+                             ctx.task.is_correct(by_id[s.item_id], answers[s.item_id]), s.n_tokens, s.large_tokens,
+                             s.seconds) for s in solved])
 
     label = "larger model alone" if threshold == ALONE else f"token-level with the larger model, t = {threshold:g}"
     title = f"{round_label(round_, 'warm-up student')}: {label}"
@@ -156,15 +161,15 @@ def _curve_threshold(threshold: float) -> float:
     return 1.0 + 1e-9 if threshold == ALONE else threshold
 
 
-def _token_route(row: Any, threshold: float, key: str) -> tuple:
+def _token_route(row: Any, threshold: float, key: str) -> RouteRow:
     if threshold == ALONE:
         reason = "the larger model alone"
     elif threshold == 0:
         reason = "the student alone"
     else:
         reason = f"{row.large_tokens} of {row.n_tokens} tokens from the larger model (student top-1 < {threshold:g})"
-    return ("token", row.item_id, key, SETUP_ROUND, 2 if row.large_tokens else 1, reason, 1 - row.large_share,
-            threshold, row.correct, row.seconds, row.n_tokens)
+    return RouteRow("token", row.item_id, key, SETUP_ROUND, 2 if row.large_tokens else 1, reason,
+                    1 - row.large_share, threshold, row.correct, row.seconds, row.n_tokens)
 
 
 def token_model_key(cfg: Any) -> str:
@@ -221,8 +226,8 @@ def _solve_system2(ctx: Context, items: Sequence[Item], solver: Any, name: str, 
 
     def store(solved: Sequence[Solved]) -> None:
         ctx.store.add_solutions(s2_round, name, [
-            (s.item_id, s.output, s.answer, ctx.task.is_correct(by_id[s.item_id], s.answer), s.n_tokens,
-             s.seconds, None, None, None) for s in solved])
+            SolutionRow(s.item_id, s.output, s.answer, ctx.task.is_correct(by_id[s.item_id], s.answer), s.n_tokens,
+                        s.seconds, None, None, None) for s in solved])
 
     if cache is not None:
         todo = [i for i in items if i.item_id not in done]
@@ -256,7 +261,7 @@ def _resumable(ctx: Context, title: str, items: Sequence[Item], done: set[str],
 
 
 def _route(router: str, row: Any, threshold: float, cfg: Any, system2: str, s2_round: int,
-           tokens: tuple[int, int]) -> tuple:
+           tokens: tuple[int, int]) -> RouteRow:
     score = routing.score(router, row)
     up = score < threshold
     signal = {"confidence": cfg.feature, "skill": "weakest skill's probe accuracy",
@@ -265,5 +270,5 @@ def _route(router: str, row: Any, threshold: float, cfg: Any, system2: str, s2_r
     reason = f"{signal} {score:.3f} {'<' if up else '>='} {threshold:.3f}"
     seconds = routing.latency(router, row, up)
     used = (tokens[1] if router == "skill" else sum(tokens)) if up else tokens[0]
-    return (router, row.item_id, system2, s2_round, 2 if up else 1, reason, score, threshold,
-            row.s2_correct if up else row.s1_correct, seconds, used)
+    return RouteRow(router, row.item_id, system2, s2_round, 2 if up else 1, reason, score, threshold,
+                    row.s2_correct if up else row.s1_correct, seconds, used)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sgi.orchestrator.answers import AnswerCache
+from sgi.orchestrator.rows import DifficultyRow
 from sgi.orchestrator.stages.answering import answer_items
 from sgi.orchestrator.stages.context import Context, ask_teacher, batches, valid_labels
 from sgi.skills import checks
@@ -89,9 +90,9 @@ def mark_difficult(ctx: Context, round_: int) -> str:
     for item_id, samples in by_item.items():
         sampled = [extracted for s, (extracted, _) in samples.items() if s > 0]
         v = judge(samples[0][1], sampled, ctx.cfg.difficulty.min_agree)
-        rows.append((item_id, v.difficult, v.reason, v.agreement))
+        rows.append(DifficultyRow(item_id, v.difficult, v.reason, v.agreement))
     ctx.store.add_difficulty(round_, rows)
-    return f"{sum(r[1] for r in rows)} of {len(rows)} difficult"
+    return f"{sum(r.difficult for r in rows)} of {len(rows)} difficult"
 
 
 def diagnose(ctx: Context, round_: int) -> str:

@@ -11,7 +11,7 @@ from sgi.orchestrator import build
 from sgi.orchestrator.stages.context import Context, ask_teacher, valid_labels
 from sgi.orchestrator.stages.warmup import warmup_second_half
 from sgi.skills import learnability, selection, synthesis
-from sgi.skills.records import Item
+from sgi.skills.records import Item, SynthesisOutcome
 
 
 class Request(NamedTuple):
@@ -203,7 +203,8 @@ def synthesize(ctx: Context, round_: int, requests: Sequence[tuple[str, str, int
                     new_items = [c.item for c in kept]
                     labels = ask_teacher(ctx, round_, "select", new_items, "label", new_items, catalogue)
                     store.add_labels(valid_labels(ctx, labels or [], names))
-                store.add_synthesized(round_, [(c, skill, cause, c.item.item_id in kept_ids) for c in written])
+                store.add_synthesized(round_, [SynthesisOutcome(c, skill, cause, c.item.item_id in kept_ids)
+                                               for c in written])
                 known |= {c.item.question for c in kept}
             advance(1)
     order = {(skill, cause): n for n, (skill, cause, _) in enumerate(requests)}

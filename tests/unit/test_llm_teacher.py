@@ -11,7 +11,7 @@ from sgi.orchestrator.config import ConfigError, load_config
 from sgi.orchestrator.store import Store
 from sgi.skills.interfaces import TeacherOutputError
 from sgi.skills.llm_teacher import ChatReply, LLMTeacher, load_templates
-from sgi.skills.records import Case, Item, Skill
+from sgi.skills.records import Case, Item, Skill, TeacherCall
 from sgi.skills.runs import MIGRATIONS, SCHEMA_VERSION, StoreError
 from sgi.workers.llm_client import ChatClient
 
@@ -114,8 +114,8 @@ def test_a_missing_key_variable_is_named_and_its_value_never_shown(monkeypatch):
 def test_teacher_calls_are_cached_in_the_store_and_charged_to_the_running_stage(tmp_path):
     store = Store(tmp_path / "sgi.duckdb")
     store.start_stage(0, "diagnose")
-    row = ("k1", 0, "label.v1", "m", "error", "{oops", "TeacherOutputError: bad", 10, 3, 0.5)
-    store.add_teacher_calls([row, ("k1", 1, "label.v1", "m", "ok", '{"a": 1}', "", 11, 4, 0.4)])
+    row = TeacherCall("k1", 0, "label.v1", "m", "error", "{oops", "TeacherOutputError: bad", 10, 3, 0.5)
+    store.add_teacher_calls([row, TeacherCall("k1", 1, "label.v1", "m", "ok", '{"a": 1}', "", 11, 4, 0.4)])
     assert store.teacher_cached(["k1", "k2"]) == {"k1": '{"a": 1}'}
     assert store.teacher_usage() == [(0, "diagnose", "label.v1", 2, 1, 21, 7, pytest.approx(0.9))]
     store.reset_stages([(0, "diagnose")])  # a redone stage keeps the cache: it is paid for

@@ -24,8 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sgi.orchestrator.rows import DifficultyRow
 from sgi.orchestrator.store import ScoredAttempt, Store
-from sgi.skills.records import SPLITS, Candidate, Diagnosis, Generation, Item, Label, Skill
+from sgi.skills.records import SPLITS, Candidate, Diagnosis, Generation, Item, Label, Skill, SynthesisOutcome
 from sgi.skills.selection import Selected
 
 # 20 examples per property keeps the file near half a minute on 2 cores;
@@ -65,7 +66,8 @@ generations = st.builds(
 scored = st.builds(ScoredAttempt, generation=generations, extracted=text, correct=st.booleans())
 labels = st.builds(Label, item_id=ids, skill=ids, score=st.floats(-1.0, 1.0, allow_nan=False))
 diagnoses = st.builds(Diagnosis, item_id=ids, skills=st.lists(ids, min_size=1, max_size=3).map(tuple), reason=text)
-difficulty = st.tuples(ids, st.booleans(), st.sampled_from(("wrong", "inconsistent", "ok")), st.integers(0, 3))
+difficulty = st.builds(DifficultyRow, ids, st.booleans(), st.sampled_from(("wrong", "inconsistent", "ok")),
+                       st.integers(0, 3))
 candidates = st.builds(Candidate, item=items(st.just("synthetic")), solutions=st.lists(text, max_size=3).map(tuple),
                        verified=st.booleans())
 selected = st.builds(Selected, item_id=ids, skill=text, cause=text,
@@ -217,8 +219,8 @@ def test_add_diagnoses(data):
 @SETTINGS
 @given(st.data())
 def test_add_synthesized(data):
-    cands = st.tuples(rounds, st.tuples(candidates, ids, ids, st.booleans()))
-    records = data.draw(unique(cands, lambda r: r[1][0].item.item_id))
+    cands = st.tuples(rounds, st.builds(SynthesisOutcome, candidates, ids, ids, st.booleans()))
+    records = data.draw(unique(cands, lambda r: r[1].candidate.item.item_id))
     check_plan(by_round(Store.add_synthesized), records, data.draw(plans(len(records))))
 
 
