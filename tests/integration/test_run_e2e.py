@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,7 @@ def test_evals_per_round_and_the_student_learns(two_rounds):
     for round_ in (-1, 0, 1):
         assert store.evaluated_ids(round_) == held_out
     assert store.skill_evals(1, "test")
-    summary = {r[0]: r for r in store.round_summary()}
+    summary = {r.round: r for r in store.round_summary()}
     assert set(summary) == {-1, 0, 1}
     # On the skills it was trained on, the trained student beats the base model it started
     # from (fixed seed, so this is deterministic on CPU).
@@ -125,7 +126,7 @@ def test_other_strategies_one_round_inline(tmp_path, strategy):
     try:
         train = store.train_set(0)
         assert len(train) == 8
-        reasons = {r[5] for r in train}
+        reasons = {r.reason for r in train}
         if learn:  # the split the store's own profile gives: replay half, the rest by learnability weight
             from sgi.skills.learnability import skill_weights
             from sgi.skills.selection import allocate
@@ -133,12 +134,10 @@ def test_other_strategies_one_round_inline(tmp_path, strategy):
             weights = skill_weights([store.skill_states(0)], [])
             targeted = allocate(weights, 4) if weights else {}
             assert sum(r.reason == "replay" for r in train) == 8 - sum(targeted.values())
-            by_skill = {r[3]: 0 for r in train if r[5] != "replay"}
-            for r in train:
-                if r[5] != "replay":
-                    by_skill[r[3]] += 1
+            by_skill = Counter(r.skill for r in train if r.reason != "replay")
             assert by_skill == targeted and reasons <= {"targeted", "synthetic", "replay"}
-            assert all(r[4] and (r[4], r[3]) in set(store.missing_pairs(0)) for r in train if r[5] != "replay")
+            assert all(r.cause and (r.cause, r.skill) in set(store.missing_pairs(0)) for r in train
+                       if r.reason != "replay")
         elif strategy == "stat-syn":
             candidates, kept = store.synthesized_counts(0)
             assert candidates > 0 and 0 < kept <= candidates
@@ -148,7 +147,7 @@ def test_other_strategies_one_round_inline(tmp_path, strategy):
         elif strategy == "skill-it":
             assert reasons == {"mixture"}
             profiled = {row.skill for row in store.profile(0) if row.missing_rate > 0}
-            assert {r[3] for r in train} & profiled  # drawn by the round-0 MSP's skills
+            assert {r.skill for r in train} & profiled  # drawn by the round-0 MSP's skills
         else:
             assert reasons <= {"embed", "fill", "uniform"}
         assert store.checkpoint(0) and store.evaluated_ids(0)
@@ -265,18 +264,18 @@ def test_each_round_is_also_composed_token_by_token_with_the_larger_model(two_ro
     # the trained students hand some tokens over to the base model, and keep most
     trained = [r for r in rows if r[0] >= 0 and r[1] == 0.5]
     assert 0 < sum(r[3] for r in trained) < sum(r[2] for r in trained)
-    for round_, (_, _, system2, items, s1, s2, composed, escalation, *_rest) in summary.items():
-        assert system2.startswith("larger-model@") and items == 12 and 0.0 <= escalation <= 1.0
+    for round_, row in summary.items():
+        assert row.system2.startswith("larger-model@") and row.items == 12 and 0.0 <= row.escalation <= 1.0
         routes = store.db.execute("SELECT system, reason, score, threshold, correct FROM routes "
                                   "WHERE round = ? AND router = 'token'", [round_]).fetchall()
-        assert len(routes) == 12 and composed == pytest.approx(sum(r[4] for r in routes) / 12)
-        assert escalation == pytest.approx(sum(1 - r[2] for r in routes) / 12)
+        assert len(routes) == 12 and row.composed_accuracy == pytest.approx(sum(r[4] for r in routes) / 12)
+        assert row.escalation == pytest.approx(sum(1 - r[2] for r in routes) / 12)
         chosen = routes[0][3]
         assert all(r[3] == chosen for r in routes) and chosen in (0.0, 0.5, float("inf"))
         if chosen == 0.5:  # the reason counts the tokens each model chose
             assert all(("tokens from the larger model" in r[1]) and (r[0] == 2) == (r[2] < 1) for r in routes)
-    curve = [c for c in store.compose_curve() if c[1] == "token" and c[2] == "test"]
+    curve = [c for c in store.compose_curve() if c.router == "token" and c.split == "test"]
     for round_ in COMPOSED:
-        points = sorted((c[3], c[4]) for c in curve if c[0] == round_)
+        points = sorted((c.threshold, c.escalation) for c in curve if c.round == round_)
         assert [t for t, _ in points] == pytest.approx([0.0, 0.5, 1.0 + 1e-9])  # student, t, larger alone
         assert points[0][1] == 0.0 and points[-1][1] == 1.0
