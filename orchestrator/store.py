@@ -239,9 +239,7 @@ class Store:
         )
 
     def add_difficulty(self, round_: int, rows: Sequence[DifficultyRow]) -> int:
-        return self._insert(
-            "difficulty", "round, item_id, difficult, reason, agreement", ((round_, *r) for r in rows)
-        )
+        return self._insert("difficulty", _columns("round", DifficultyRow), ((round_, *r) for r in rows))
 
     def add_diagnoses(self, round_: int, diagnoses: Sequence[Diagnosis]) -> int:
         return self._insert(
@@ -294,25 +292,20 @@ class Store:
         return after - before
 
     def add_solutions(self, round_: int, solver: str, rows: Sequence[SolutionRow]) -> int:
-        return self._insert(
-            "solutions", "round, solver, item_id, output, extracted, correct, n_tokens, seconds, mean_prob, min_prob, "
-            "margin", ((round_, solver, *r) for r in rows))
+        return self._insert("solutions", _columns("round, solver", SolutionRow), ((round_, solver, *r) for r in rows))
 
     def add_token_solutions(self, round_: int, model: str, threshold: float, rows: Sequence[TokenSolutionRow]) -> int:
-        return self._insert(
-            "token_solutions", "round, model, threshold, item_id, output, extracted, correct, n_tokens, large_tokens, "
-            "seconds", ((round_, model, threshold, *r) for r in rows))
+        return self._insert("token_solutions", _columns("round, model, threshold", TokenSolutionRow),
+                            ((round_, model, threshold, *r) for r in rows))
 
     def add_routes(self, round_: int, rows: Sequence[RouteRow]) -> int:
-        return self._insert(
-            "routes", "round, router, item_id, system2, s2_round, system, reason, score, threshold, correct, seconds, "
-            "tokens", ((round_, *r) for r in rows))
+        return self._insert("routes", _columns("round", RouteRow), ((round_, *r) for r in rows))
 
     def add_compose_curve(self, points: Sequence[CurvePoint]) -> int:
-        return self._insert("compose_curve", ", ".join(CurvePoint._fields), points)
+        return self._insert("compose_curve", _columns("", CurvePoint), points)
 
     def add_compose_metrics(self, rows: Sequence[MetricsRow]) -> int:
-        return self._insert("compose_metrics", ", ".join(MetricsRow._fields), rows)
+        return self._insert("compose_metrics", _columns("", MetricsRow), rows)
 
     def add_rl_steps(self, round_: int, history: Sequence[dict[str, float]]) -> int:
         """history: `workers.rl.reinforce`'s per-step dicts (step, reward, reward_std, correct, ...)."""
@@ -334,12 +327,8 @@ class Store:
 
     def add_teacher_calls(self, rows: Sequence[TeacherCall]) -> int:
         """From `workers.llm_client`, charged to the running stage."""
-        return self._insert(
-            "teacher_calls",
-            "key, attempt, template, model, status, response, error, prompt_tokens, completion_tokens, seconds, "
-            "round, stage",
-            ((*row, *self.current_stage) for row in rows),
-        )
+        return self._insert("teacher_calls", _columns("", TeacherCall) + ", round, stage",
+                            ((*row, *self.current_stage) for row in rows))
 
     # --- reads --------------------------------------------------------------------------
 
@@ -502,3 +491,9 @@ class _Transaction:
         if exc_type is not None and issubclass(exc_type, DISK_ERRORS):
             raise self.store.write_error(exc) from None
         return False
+
+
+def _columns(given: str, record: type) -> str:
+    """A writer's column list: the columns it is given as arguments (`given`, "" for none),
+    then its record's fields, which are named after the table's columns and in their order."""
+    return ", ".join([*filter(None, [given]), *record._fields])
